@@ -1,0 +1,259 @@
+//! Change detection: `-c`, `-cr`, `-cI`, `-o`, and the check half of `-x`
+//! (state.md §3.3–§3.5, config.md §6.5–§6.7).
+
+use crate::checktxt;
+use crate::config::Config;
+use crate::config::matcher::Class;
+use crate::db::Db;
+use crate::mark::{self, MarkOptions};
+use crate::paths::as_path;
+use crate::{Fatal, log, msg};
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+
+pub struct CheckOptions {
+    /// `-I`: record files without marking them dirty
+    pub init: bool,
+    /// `-o`: print members, touch nothing
+    pub compare: bool,
+    pub mark: MarkOptions,
+    /// `-W FD`: post-order list of relevant directories
+    pub dump_dir_fd: Option<i32>,
+}
+
+pub struct Checker<'a> {
+    cfg: &'a Config,
+    db: &'a mut Db,
+    opts: &'a CheckOptions,
+    /// stored check texts of the subtree being checked
+    known: HashMap<Vec<u8>, Vec<u8>>,
+    /// directories known not to be symlinks
+    plain_dirs: HashMap<Vec<u8>, bool>,
+    out: std::io::BufWriter<std::io::Stdout>,
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(dir.len() + name.len() + 1);
+    v.extend_from_slice(dir);
+    if dir != b"/" {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(cfg: &'a Config, db: &'a mut Db, opts: &'a CheckOptions) -> Checker<'a> {
+        Checker {
+            cfg,
+            db,
+            opts,
+            known: HashMap::new(),
+            plain_dirs: HashMap::new(),
+            out: std::io::BufWriter::new(std::io::stdout()),
+        }
+    }
+
+    /// Checks a canonical real path, then its prefix-encoded forms.
+    pub fn check_real(&mut self, real: &[u8], recursive: bool) -> Result<(), Fatal> {
+        self.check_logical(real, recursive)?;
+        for form in self.cfg.prefix_forms(real) {
+            self.check_logical(&form, recursive)?;
+        }
+        Ok(())
+    }
+
+    /// One check of a logical name (real path or `%prefix%…`).
+    pub fn check_logical(&mut self, name: &[u8], recursive: bool) -> Result<(), Fatal> {
+        let what = if recursive {
+            "recursive check"
+        } else {
+            "check"
+        };
+        log::debug(2, msg!("Running ", what, " for ", name, " ..."));
+        if !self.opts.compare {
+            self.removals(name, recursive)?;
+        }
+        let real = self.cfg.prefix_decode(name).map_err(Fatal::msg)?;
+        self.walk(name, &real, recursive, true)?;
+        self.known.clear();
+        let _ = self.out.flush();
+        Ok(())
+    }
+
+    /// Any directory component of `real` (below `root`) is a symlink.
+    fn under_symlink(&mut self, real: &[u8], root: usize) -> bool {
+        let mut i = real.len();
+        while let Some(p) = real[..i].iter().rposition(|&b| b == b'/') {
+            if p <= root || p == 0 {
+                break;
+            }
+            let dir = &real[..p];
+            let link = match self.plain_dirs.get(dir) {
+                Some(&plain) => !plain,
+                None => {
+                    let is_link = std::fs::symlink_metadata(as_path(dir))
+                        .map(|m| m.file_type().is_symlink())
+                        .unwrap_or(false);
+                    self.plain_dirs.insert(dir.to_vec(), !is_link);
+                    is_link
+                }
+            };
+            if link {
+                return true;
+            }
+            i = p;
+        }
+        false
+    }
+
+    fn removals(&mut self, name: &[u8], recursive: bool) -> Result<(), Fatal> {
+        let rows = self.db.file_rows(name, recursive)?;
+        self.plain_dirs.clear();
+        for (file, checktxt) in rows {
+            if self.cfg.class(&file, false) == Class::Ignore {
+                continue;
+            }
+            let real = self.cfg.prefix_decode(&file).map_err(Fatal::msg)?;
+            // prefix roots are trusted; only components below them count
+            let root = if file.first() == Some(&b'%') {
+                real.len()
+                    - (file.len()
+                        - file[1..]
+                            .iter()
+                            .position(|&b| b == b'%')
+                            .map_or(0, |p| p + 2))
+            } else {
+                0
+            };
+            let gone = std::fs::symlink_metadata(as_path(&real)).is_err()
+                || self.under_symlink(&real, root);
+            if gone {
+                if !self.opts.init {
+                    mark::mark(self.cfg, self.db, &self.opts.mark, &file, None, None)?;
+                }
+                self.db.delete_file(&file)?;
+                self.db.checkpoint()?;
+            } else {
+                self.known.insert(file, checktxt);
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns whether the directory list (`-W`) should contain the parent.
+    fn walk(
+        &mut self,
+        name: &[u8],
+        real: &[u8],
+        recursive: bool,
+        top: bool,
+    ) -> Result<bool, Fatal> {
+        if recursive && name.first() != Some(&b'%') {
+            for p in self.cfg.prefixes_at(real) {
+                log::debug(2, msg!("Prefix matched: ", p, " <- ", real, "."));
+                self.check_logical(&p, true)?;
+            }
+        }
+        let class = self.cfg.class(name, self.opts.compare);
+        if class == Class::Ignore {
+            log::debug(2, msg!("Don't check at all: ", name));
+            return Ok(false);
+        }
+        let meta = match std::fs::symlink_metadata(as_path(real)) {
+            Ok(m) => m,
+            // vanished (or never existed): a later check records the removal
+            Err(_) => return Ok(false),
+        };
+        let _ = top;
+        if class == Class::Member {
+            self.record(name, real, &meta)?;
+        }
+        if recursive && meta.file_type().is_dir() {
+            let relevant = self.walk_dir(name, real)?;
+            if (relevant || class == Class::Member)
+                && let Some(fd) = self.opts.dump_dir_fd
+            {
+                dump_dir(fd, real)?;
+            }
+        }
+        Ok(class == Class::Member)
+    }
+
+    fn walk_dir(&mut self, name: &[u8], real: &[u8]) -> Result<bool, Fatal> {
+        log::debug(
+            2,
+            msg!(
+                "Checking ",
+                if name == b"/" { &b""[..] } else { name },
+                "/* .."
+            ),
+        );
+        let rd = match std::fs::read_dir(as_path(real)) {
+            Ok(rd) => rd,
+            Err(e) => {
+                log::error(msg!(
+                    log::strerror(&e),
+                    " in scandir: ",
+                    real,
+                    " (",
+                    name,
+                    ")"
+                ));
+                return Ok(false);
+            }
+        };
+        let mut entries: Vec<Vec<u8>> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().as_bytes().to_vec())
+            .collect();
+        entries.sort_unstable();
+        let mut relevant = false;
+        for e in entries.iter().rev() {
+            let child = join(name, e);
+            let child_real = join(real, e);
+            relevant |= self.walk(&child, &child_real, true, false)?;
+        }
+        Ok(relevant)
+    }
+
+    fn record(&mut self, name: &[u8], real: &[u8], meta: &std::fs::Metadata) -> Result<(), Fatal> {
+        if self.opts.compare {
+            let _ = self.out.write_all(name);
+            let _ = self.out.write_all(b"\n");
+            return Ok(());
+        }
+        log::debug(2, msg!("Checking ", name, "."));
+        let text = checktxt::for_meta(as_path(real), meta, &self.cfg.ignore);
+        let stored = match self.known.remove(name) {
+            Some(t) => Some(t),
+            None => self.db.file_checktxt(name)?,
+        };
+        match &stored {
+            Some(s) if *s == text => return Ok(()),
+            Some(_) => log::debug(2, msg!("File has changed: ", name)),
+            None => log::debug(2, msg!("New file: ", name)),
+        }
+        self.db.set_file(name, &text)?;
+        if !self.opts.init {
+            mark::mark(self.cfg, self.db, &self.opts.mark, name, None, None)?;
+        }
+        self.db.checkpoint()?;
+        Ok(())
+    }
+}
+
+fn dump_dir(fd: i32, dir: &[u8]) -> Result<(), Fatal> {
+    let mut buf = dir.to_vec();
+    buf.push(0);
+    let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if r < 0 || r as usize != buf.len() {
+        let e = std::io::Error::last_os_error();
+        return Err(Fatal::msg(format!(
+            "Error while writing to dump_dir_fd {fd}: {}",
+            log::strerror(&e)
+        )));
+    }
+    Ok(())
+}

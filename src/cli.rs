@@ -1,0 +1,321 @@
+//! The command line, parsed exactly as the real program's getopt does
+//! (cli.md §1–§4): same letters, glued and separate values, argument
+//! permutation, `--`, the same error lines and the same usage text.
+//!
+//! clap is not used here: drop-in compatibility needs getopt's own error
+//! messages and the order-sensitive mode rules (`-c -u` vs `-u -c`).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+/// Option letters that take a value.
+const WITH_VALUE: &[u8] = b"WspGPCDN";
+/// Option letters without a value (plus the modes).
+const FLAGS: &[u8] = b"FtHBAIXULlSTMRvhcuoimfxrd";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Hint,
+    Check,
+    Update,
+    CheckUpdate,
+    Simple,
+    CompareList,
+    Force,
+    Mark,
+    ListHints,
+    ListFiles,
+    ListDirty,
+    ListPair,
+    Test { diff: bool },
+    Remove,
+    Server(u8),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub verbose: u32,
+    pub cfgname: Option<Vec<u8>>,
+    pub dbspec: Option<Vec<u8>>,
+    pub hostname: Option<Vec<u8>>,
+    pub port: Option<Vec<u8>>,
+    pub only_groups: Option<Vec<u8>>,
+    pub only_peers: Option<Vec<u8>>,
+    pub recursive: bool,
+    pub dry_run: bool,
+    pub init: bool,
+    pub mark_remote_only: bool,
+    pub mark_only_tested_peer: bool,
+    pub force_new: bool,
+    pub no_batch: bool,
+    pub async_db: bool,
+    pub syslog: bool,
+    pub timestamps: bool,
+    pub stamp_file: Option<Vec<u8>>,
+    pub dump_dir_fd: Option<i32>,
+    pub mode: Option<Mode>,
+    pub args: Vec<Vec<u8>>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<Options>),
+    /// `csync2 -k FILE`
+    KeyGen(Vec<u8>),
+    /// print this to stderr (may be empty), the usage text to stdout, exit 1
+    Usage(String),
+    /// a fatal error at parse time (message, exit 1)
+    Fatal(String),
+}
+
+pub fn usage_text(argv0: &[u8]) -> Vec<u8> {
+    let text: &[u8] = include_bytes!("usage.txt");
+    let mut out = Vec::with_capacity(text.len());
+    let pat = b"@ARGV0@";
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(pat) {
+            out.extend_from_slice(argv0);
+            i += pat.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn set_mode(o: &mut Options, letter: u8) -> bool {
+    use Mode::*;
+    let new = match letter {
+        b'h' => Hint,
+        b'c' => Check,
+        b'u' => Update,
+        b'x' => Simple,
+        b'o' => CompareList,
+        b'f' => Force,
+        b'm' => Mark,
+        b'H' => ListHints,
+        b'L' => ListFiles,
+        b'M' => ListDirty,
+        b'S' => ListPair,
+        b'T' => Test { diff: false },
+        b'R' => Remove,
+        b'i' => Server(1),
+        _ => unreachable!(),
+    };
+    o.mode = match (o.mode, new) {
+        (None, m) => Some(m),
+        (Some(Check), Update) => Some(CheckUpdate),
+        (Some(Server(n)), Server(_)) if n < 3 => Some(Server(n + 1)),
+        (Some(Test { .. }), Test { .. }) => Some(Test { diff: true }),
+        _ => return false,
+    };
+    true
+}
+
+/// C `atoi` for `-W`.
+fn atoi(v: &[u8]) -> i32 {
+    crate::config::parser::atoi(v)
+}
+
+pub fn parse(argv: &[OsString]) -> Parsed {
+    let argv0 = argv
+        .first()
+        .map(|a| a.as_bytes().to_vec())
+        .unwrap_or_else(|| b"csync2".to_vec());
+    let a0 = String::from_utf8_lossy(&argv0).into_owned();
+    let args: Vec<Vec<u8>> = argv.iter().skip(1).map(|a| a.clone().into_vec()).collect();
+    if args.len() == 2 && args[0] == b"-k" {
+        return Parsed::KeyGen(args[1].clone());
+    }
+    let mut o = Options::default();
+    let mut i = 0;
+    let mut bad_combination = false;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if a == b"--" {
+            o.args.extend(args[i..].iter().cloned());
+            break;
+        }
+        if a.len() < 2 || a[0] != b'-' {
+            o.args.push(a.clone());
+            continue;
+        }
+        let mut j = 1;
+        while j < a.len() {
+            let c = a[j];
+            j += 1;
+            if WITH_VALUE.contains(&c) {
+                let value = if j < a.len() {
+                    let v = a[j..].to_vec();
+                    j = a.len();
+                    v
+                } else if i < args.len() {
+                    i += 1;
+                    args[i - 1].clone()
+                } else {
+                    return Parsed::Usage(format!(
+                        "{a0}: option requires an argument -- '{}'",
+                        c as char
+                    ));
+                };
+                match c {
+                    b'W' => {
+                        let fd = atoi(&value);
+                        // a zero-length write tells whether the fd is usable
+                        let r = unsafe { libc::write(fd, std::ptr::null(), 0) };
+                        if r < 0 {
+                            let e = std::io::Error::last_os_error();
+                            return Parsed::Fatal(format!(
+                                "Invalid dump_dir_fd {fd}: {}",
+                                crate::log::strerror(&e)
+                            ));
+                        }
+                        o.dump_dir_fd = Some(fd);
+                    }
+                    b's' => o.stamp_file = Some(value),
+                    b'p' => o.port = Some(value),
+                    b'G' => o.only_groups = Some(value),
+                    b'P' => o.only_peers = Some(value),
+                    b'C' => o.cfgname = Some(value),
+                    b'D' => o.dbspec = Some(value),
+                    b'N' => o.hostname = Some(value),
+                    _ => unreachable!(),
+                }
+                continue;
+            }
+            match c {
+                b'v' => o.verbose += 1,
+                b'r' => o.recursive = true,
+                b'd' => o.dry_run = true,
+                b'I' => o.init = true,
+                b'X' => o.mark_remote_only = true,
+                b'U' => o.mark_only_tested_peer = true,
+                b'F' => o.force_new = true,
+                b'B' => o.no_batch = true,
+                b'A' => o.async_db = true,
+                b'l' => o.syslog = true,
+                b't' => o.timestamps = true,
+                _ if FLAGS.contains(&c) => {
+                    if !set_mode(&mut o, c) {
+                        bad_combination = true;
+                    }
+                }
+                _ => {
+                    let shown = if c.is_ascii() {
+                        (c as char).to_string()
+                    } else {
+                        format!("\\{c:o}")
+                    };
+                    return Parsed::Usage(format!("{a0}: invalid option -- '{shown}'"));
+                }
+            }
+        }
+    }
+    if bad_combination {
+        return Parsed::Usage(String::new());
+    }
+    let n = o.args.len();
+    use Mode::*;
+    let ok = match o.mode {
+        None => false,
+        Some(Hint | Check | Update | CheckUpdate | Simple | CompareList | Force | Mark) => true,
+        Some(ListPair) => n == 2,
+        Some(Test { .. }) => n <= 3,
+        Some(ListHints | ListFiles | ListDirty | Remove | Server(_)) => n == 0,
+    };
+    if !ok {
+        return Parsed::Usage(String::new());
+    }
+    Parsed::Run(Box::new(o))
+}
+
+/// Splits a `-G`/`-P` list.
+pub fn split_list(v: &[u8]) -> Vec<Vec<u8>> {
+    v.split(|&b| b == b',').map(|s| s.to_vec()).collect()
+}
+
+/// The argv0 as it was invoked, for the usage text.
+pub fn argv0(argv: &[OsString]) -> Vec<u8> {
+    argv.first()
+        .map(|a| a.as_bytes().to_vec())
+        .unwrap_or_else(|| b"csync2".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Parsed {
+        let mut v = vec![OsString::from("csync2")];
+        v.extend(args.iter().map(OsString::from));
+        parse(&v)
+    }
+
+    fn run(args: &[&str]) -> Options {
+        match p(args) {
+            Parsed::Run(o) => *o,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn combined_letters_and_values() {
+        let o = run(&["-xvr", "-Cabc", "-N", "Host", "/etc"]);
+        assert_eq!(o.mode, Some(Mode::Simple));
+        assert!(o.recursive);
+        assert_eq!(o.verbose, 1);
+        assert_eq!(o.cfgname.as_deref(), Some(&b"abc"[..]));
+        assert_eq!(o.hostname.as_deref(), Some(&b"Host"[..]));
+        assert_eq!(o.args, vec![b"/etc".to_vec()]);
+        assert_eq!(run(&["-iii"]).mode, Some(Mode::Server(3)));
+        assert_eq!(run(&["-TT"]).mode, Some(Mode::Test { diff: true }));
+        assert_eq!(run(&["-c", "-u"]).mode, Some(Mode::CheckUpdate));
+        assert_eq!(run(&["-c", "f", "-r"]).args, vec![b"f".to_vec()]);
+        assert_eq!(run(&["-c", "--", "-r"]).args, vec![b"-r".to_vec()]);
+        assert_eq!(
+            run(&["-N", "-x", "-L"]).hostname.as_deref(),
+            Some(&b"-x"[..])
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &[][..],
+            &["-v"],
+            &["-cc"],
+            &["-u", "-c"],
+            &["-x", "-c"],
+            &["-L", "-M"],
+            &["-iiii"],
+            &["-L", "x"],
+            &["-S", "a"],
+            &["-T", "a", "b", "c", "d"],
+        ] {
+            assert!(matches!(p(bad), Parsed::Usage(_)), "{bad:?}");
+        }
+        match p(&["-q"]) {
+            Parsed::Usage(m) => assert_eq!(m, "csync2: invalid option -- 'q'"),
+            o => panic!("{o:?}"),
+        }
+        match p(&["-L", "-C"]) {
+            Parsed::Usage(m) => assert_eq!(m, "csync2: option requires an argument -- 'C'"),
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(p(&["-k", "f"]), Parsed::KeyGen(_)));
+        assert!(matches!(p(&["-v", "-k", "f"]), Parsed::Usage(_)));
+    }
+
+    #[test]
+    fn usage_text_substitutes_argv0() {
+        let t = usage_text(b"./csync2");
+        let s = String::from_utf8(t).unwrap();
+        assert!(s.contains("Usage: ./csync2 [-v..]"));
+        assert!(s.contains("\t./csync2 -k filename\n"));
+        assert_eq!(usage_text(b"csync2").len(), 4432);
+    }
+}

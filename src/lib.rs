@@ -1,0 +1,36 @@
+//! csync2-rs: a drop-in reimplementation of LINBIT's csync2.
+//!
+//! Data flows one way: command line (`cli`) → configuration (`config`) →
+//! state (`db`, `checktxt`) → operations (`check`, `mark`, `listing`, …).
+
+pub mod action;
+pub mod app;
+pub mod check;
+pub mod checktxt;
+pub mod cleanup;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod fnmatch;
+pub mod keygen;
+pub mod listing;
+pub mod log;
+pub mod mark;
+pub mod paths;
+pub mod urlenc;
+
+/// A fatal error: its message is printed and the program exits 1.
+#[derive(Debug)]
+pub struct Fatal(pub Vec<u8>);
+
+impl Fatal {
+    pub fn msg(m: impl Into<Vec<u8>>) -> Fatal {
+        Fatal(m.into())
+    }
+}
+
+impl From<db::DbError> for Fatal {
+    fn from(e: db::DbError) -> Fatal {
+        Fatal(e.0.into_bytes())
+    }
+}

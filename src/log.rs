@@ -1,0 +1,144 @@
+//! Diagnostics as the real program prints them (cli.md §12.9–§12.10):
+//! a message of level L is shown when L ≤ the number of `-v`; on stderr,
+//! or through syslog with `-l` and in inetd mode. Also the error counter
+//! behind `Finished with N errors.` and the exit code.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+
+static VERBOSITY: AtomicU32 = AtomicU32::new(0);
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+static PID_PREFIX: AtomicBool = AtomicBool::new(false);
+static ERRORS: AtomicI32 = AtomicI32::new(0);
+static PRINTED: AtomicBool = AtomicBool::new(false);
+static LOCK: Mutex<()> = Mutex::new(());
+
+pub fn set_verbosity(v: u32) {
+    VERBOSITY.store(v, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> u32 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+pub fn enabled(level: u32) -> bool {
+    level <= verbosity()
+}
+
+pub fn set_timestamps(on: bool) {
+    TIMESTAMPS.store(on, Ordering::Relaxed);
+}
+
+pub fn set_pid_prefix(on: bool) {
+    PID_PREFIX.store(on, Ordering::Relaxed);
+}
+
+pub fn use_syslog() {
+    if !SYSLOG.swap(true, Ordering::Relaxed) {
+        // the ident must live for the whole process
+        static IDENT: &[u8] = b"csync2\0";
+        unsafe {
+            libc::openlog(
+                IDENT.as_ptr().cast(),
+                libc::LOG_ODELAY | libc::LOG_PID,
+                libc::LOG_LOCAL0,
+            )
+        };
+    }
+}
+
+pub fn syslog_enabled() -> bool {
+    SYSLOG.load(Ordering::Relaxed)
+}
+
+/// Counts one error (for `Finished with N errors.` and the exit code).
+pub fn count_error() {
+    ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn errors() -> i32 {
+    ERRORS.load(Ordering::Relaxed)
+}
+
+pub fn set_errors(n: i32) {
+    ERRORS.store(n, Ordering::Relaxed);
+}
+
+/// Whether any message went through the logger (for `Finished with 0 errors.`).
+pub fn anything_printed() -> bool {
+    PRINTED.load(Ordering::Relaxed)
+}
+
+fn prefix() -> Vec<u8> {
+    let mut p = Vec::new();
+    if PID_PREFIX.load(Ordering::Relaxed) {
+        p.extend_from_slice(format!("<{}> ", std::process::id()).as_bytes());
+    }
+    if TIMESTAMPS.load(Ordering::Relaxed) {
+        p.extend_from_slice(clock_prefix().as_bytes());
+    }
+    p
+}
+
+fn clock_prefix() -> String {
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&now, &mut tm) };
+    format!("[{:02}:{:02}:{:02}] ", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+/// Prints a message of `level` (0 = always).
+pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
+    if !enabled(level) {
+        return;
+    }
+    PRINTED.store(true, Ordering::Relaxed);
+    let msg = msg.as_ref();
+    if syslog_enabled() {
+        let prio = match level {
+            0 => libc::LOG_WARNING,
+            1 => libc::LOG_INFO,
+            _ => libc::LOG_DEBUG,
+        };
+        let mut c: Vec<u8> = msg.iter().copied().filter(|&b| b != 0).collect();
+        c.push(0);
+        unsafe { libc::syslog(prio, c"%s".as_ptr(), c.as_ptr()) };
+        return;
+    }
+    raw_stderr(msg);
+}
+
+/// A line that always goes to stderr with the prefixes, even with `-l`.
+pub fn raw_stderr(msg: &[u8]) {
+    let _g = LOCK.lock();
+    let mut line = prefix();
+    line.extend_from_slice(msg);
+    line.push(b'\n');
+    let _ = std::io::stderr().write_all(&line);
+}
+
+/// An error message (level 0) that also counts as an error.
+pub fn error(msg: impl AsRef<[u8]>) {
+    count_error();
+    debug(0, msg);
+}
+
+/// C's strerror text for an I/O error.
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Concatenates text and raw byte strings into one message.
+#[macro_export]
+macro_rules! msg {
+    ($($part:expr),* $(,)?) => {{
+        let mut v: Vec<u8> = Vec::new();
+        $( v.extend_from_slice(AsRef::<[u8]>::as_ref(&$part)); )*
+        v
+    }};
+}

@@ -1,0 +1,99 @@
+//! The URL encoding of every string in the database and on the wire
+//! (state.md §1.4).
+
+fn needs_encoding(b: u8) -> bool {
+    matches!(
+        b,
+        0x01..=0x20 | 0x7f | b'"' | b'\'' | b'%' | b'$' | b':' | b'|' | b'\\'
+    )
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+pub fn encode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 8);
+    encode_into(s, &mut out);
+    out
+}
+
+pub fn encode_into(s: &[u8], out: &mut Vec<u8>) {
+    for &b in s {
+        if needs_encoding(b) {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `strtol(XX, 16)` on the two bytes after a `%`: as many leading hex digits
+/// as there are (after optional blanks, sign and `0x`, which cannot fit in
+/// two bytes except as "0x"), else 0.
+fn strtol2(a: u8, b: u8) -> u8 {
+    match (hex_val(a), hex_val(b)) {
+        (Some(x), Some(y)) => x * 16 + y,
+        (Some(x), None) => x,
+        _ => 0,
+    }
+}
+
+/// Decodes as the real program does; a decoded NUL byte ends the string
+/// (it is a C string there).
+pub fn decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' && s.len() - i > 2 {
+            let v = strtol2(s[i + 1], s[i + 2]);
+            if v == 0 {
+                break;
+            }
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_exactly_the_special_bytes() {
+        assert_eq!(
+            encode(b"a b\t\n\x7f\"'%$:|\\"),
+            b"a%20b%09%0A%7F%22%27%25%24%3A%7C%5C"
+        );
+        let plain = b"/;&#+=,()*?[]~@!^`<>{}\xff\xfe\xc3\xa9";
+        assert_eq!(encode(plain), plain.to_vec());
+    }
+
+    #[test]
+    fn roundtrip_all_bytes() {
+        let all: Vec<u8> = (1..=255u8).collect();
+        assert_eq!(decode(&encode(&all)), all);
+    }
+
+    #[test]
+    fn decode_quirks() {
+        assert_eq!(decode(b"a%2"), b"a%2");
+        assert_eq!(decode(b"%"), b"%");
+        assert_eq!(decode(b"%41%42"), b"AB");
+        assert_eq!(decode(b"%4a"), b"J");
+        assert_eq!(decode(b"x%00y"), b"x");
+    }
+}
