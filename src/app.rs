@@ -101,6 +101,24 @@ pub fn run(o: &Options) -> i32 {
     }
     let myname = hostname(o.hostname.as_deref());
     let sysdir = system_dir();
+    if let Some(f) = &o.stamp_file
+        && let Err(e) = log::open_stamp_file(paths::as_path(f))
+    {
+        log::debug(
+            0,
+            msg!("Can't open timestanp file `", f, "': ", log::strerror(&e)),
+        );
+        return 1;
+    }
+    log::start_stamp();
+    let code = run_configured(o, mode, &myname, &sysdir);
+    log::end_stamp();
+    code
+}
+
+fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 {
+    let myname = myname.to_vec();
+    let sysdir = sysdir.to_vec();
 
     let cfgname = o.cfgname.clone().unwrap_or_default();
     if !cfgname

@@ -18,18 +18,28 @@
 //! * an unterminated `[` stands for itself.
 //!
 //! Bytes >= 0x80 are ordinary characters; names need not be UTF-8.  As with
-//! C strings, a NUL byte ends the pattern or the name.
+//! C strings, a NUL byte ends the pattern.  The name is used whole: it cannot
+//! contain NUL when it is a path, and is not searched for one because that
+//! would cost as much as the matching itself (a NUL in a name is simply a
+//! byte that only `*`, `?` and negated brackets match).
 //!
 //! The matcher reproduces glibc's observable behaviour, including its
 //! corner cases (documented at the items below and tested against the C
-//! library in the unit tests), but it is an independent implementation: stars
-//! are handled with an explicit, allocation-free (for up to
-//! [`INLINE_STARS`] nested stars) backtracking stack whose failed sub-searches
-//! are remembered, so that patterns such as `*a*a*a*a*a*b` run in time
-//! roughly proportional to `pattern length x name length` instead of the
-//! polynomial blow-up of naive recursion.
-
-use std::cell::Cell;
+//! library in the unit tests), but it is an independent implementation.
+//!
+//! # Stars
+//!
+//! Like glibc, the matcher backtracks into the most recent star only: the
+//! pattern is cut at its stars, and once the piece following a star has
+//! matched up to the next star, that position is final.  For ordinary
+//! patterns this gives the same answers as an exhaustive search (the
+//! leftmost placement of a star-free piece is never worse than a later one),
+//! and it keeps the cost at most `name length x pattern length`, without
+//! allocation: `*a*a*a*a*a*b` against a long run of `a` fails in linear time.
+//! The answers differ from an exhaustive search only for patterns whose
+//! meaning changes with the text (an unterminated `[` whose remainder
+//! parses differently for different bytes); there the first commitment
+//! wins, exactly as in glibc.
 
 /// Options for [`fnmatch`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,10 +75,6 @@ impl Flags {
     };
 }
 
-/// Number of nested star frames (and remembered star failures) kept on the
-/// stack before the matcher falls back to a heap allocation.
-pub const INLINE_STARS: usize = 8;
-
 /// Character-class names longer than this make the bracket fail, as in glibc.
 const CLASS_NAME_LIMIT: usize = 2048;
 
@@ -77,9 +83,8 @@ const CLASS_NAME_LIMIT: usize = 2048;
 pub fn fnmatch(pattern: &[u8], name: &[u8], flags: Flags) -> bool {
     Matcher {
         pat: until_nul(pattern),
-        name: until_nul(name),
+        name,
         flags,
-        slash_cache: Cell::new((1, 0)),
     }
     .run()
 }
@@ -102,16 +107,12 @@ fn at(s: &[u8], i: usize) -> u8 {
     s.get(i).copied().unwrap_or(0)
 }
 
-/// One pending `*`: the remaining candidate name positions at which the rest
-/// of the pattern (`cont`) is still to be tried.
-#[derive(Clone, Copy, Default)]
-struct Frame {
+/// The star currently backtracked into: the name positions at which the
+/// piece of pattern after it (starting at `cont`) is still to be tried.
+#[derive(Clone, Copy)]
+struct Star {
     /// Pattern index of the element following the star group.
     cont: usize,
-    /// Name index at which the star group was entered (after any `?`).
-    entry: usize,
-    /// Last entry position that is known to give the same candidate set.
-    same_until: usize,
     /// Next candidate name position.
     next: usize,
     /// One past the last candidate name position.
@@ -121,7 +122,7 @@ struct Frame {
     any: bool,
 }
 
-impl Frame {
+impl Star {
     /// The next candidate name position, if any.
     #[inline]
     fn advance(&mut self, name: &[u8]) -> Option<usize> {
@@ -141,67 +142,18 @@ impl Frame {
     }
 }
 
-/// A star whose every candidate failed when entered anywhere in
-/// `lo..=hi`: entering it again there cannot succeed either.
-#[derive(Clone, Copy, Default)]
-struct Failed {
-    cont: usize,
-    lo: usize,
-    hi: usize,
-}
-
-/// A stack that keeps its first `INLINE_STARS` elements inline.
-struct SmallStack<T: Copy + Default> {
-    inline: [T; INLINE_STARS],
-    len: usize,
-    spill: Vec<T>,
-}
-
-impl<T: Copy + Default> SmallStack<T> {
-    fn new() -> Self {
-        SmallStack {
-            inline: [T::default(); INLINE_STARS],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, v: T) {
-        if self.len < INLINE_STARS {
-            self.inline[self.len] = v;
-        } else {
-            self.spill.push(v);
-        }
-        self.len += 1;
-    }
-
-    fn pop(&mut self) {
-        if self.len > INLINE_STARS {
-            self.spill.pop();
-        }
-        self.len -= 1;
-    }
-
-    fn get_mut(&mut self, i: usize) -> &mut T {
-        if i < INLINE_STARS {
-            &mut self.inline[i]
-        } else {
-            &mut self.spill[i - INLINE_STARS]
-        }
-    }
-
-    fn last_mut(&mut self) -> Option<&mut T> {
-        match self.len {
-            0 => None,
-            n => Some(self.get_mut(n - 1)),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.inline[..self.len.min(INLINE_STARS)]
-            .iter()
-            .chain(self.spill.iter())
-    }
+/// What a star group leads to.
+enum StarStart {
+    /// The pattern ends with this star group and the name matches.
+    Accept,
+    /// The whole match fails.
+    Reject,
+    /// Candidate positions for the rest of the pattern.
+    Star(Star),
+    /// `*/` under FNM_PATHNAME: the rest of the pattern (the given index,
+    /// after the slash) must match from the given name index (after the
+    /// next slash) with no way back.
+    Resume(usize, usize),
 }
 
 /// Outcome of evaluating a bracket expression against one name byte.
@@ -220,57 +172,53 @@ struct Matcher<'a> {
     pat: &'a [u8],
     name: &'a [u8],
     flags: Flags,
-    /// `(from, slash)`: the first `/` at or after any index in
-    /// `from..=slash` is at `slash` (`name.len()` when there is none).
-    slash_cache: Cell<(usize, usize)>,
 }
 
 impl Matcher<'_> {
     fn run(&self) -> bool {
         let (pat, name) = (self.pat, self.name);
         let pathname = self.flags.pathname;
-        // Created at the first star only, so that star-free patterns pay
-        // nothing for it.
-        let mut stars: Option<Stars> = None;
+        let mut star: Option<Star> = None;
         let (mut p, mut n) = (0usize, 0usize);
 
         loop {
-            // Match forward from (p, n) until success or a mismatch.
-            let ok = loop {
+            // Match forward from (p, n); `break` on a mismatch.
+            loop {
                 let Some(&c) = pat.get(p) else {
-                    break self.end_ok(n);
+                    if self.end_ok(n) {
+                        return true;
+                    }
+                    break;
                 };
                 match c {
-                    b'*' => match self.enter_star(p, n, stars.as_ref()) {
+                    b'*' => match self.enter_star(p, n) {
                         StarStart::Accept => return true,
-                        StarStart::Reject => break false,
-                        StarStart::Frame(mut f) => match f.advance(name) {
-                            Some(t) => {
-                                stars.get_or_insert_with(Stars::new).frames.push(f);
-                                p = f.cont;
-                                n = t;
-                            }
-                            None => {
-                                // Without pending stars, this star cannot
-                                // be entered again: nothing to remember.
-                                if let Some(st) = stars.as_mut() {
-                                    st.record_failure(&f);
-                                }
-                                break false;
-                            }
-                        },
+                        StarStart::Reject => return false,
+                        StarStart::Resume(q, m) => {
+                            star = None;
+                            p = q;
+                            n = m;
+                        }
+                        StarStart::Star(mut s) => {
+                            let Some(t) = s.advance(name) else {
+                                return false;
+                            };
+                            star = Some(s);
+                            p = s.cont;
+                            n = t;
+                        }
                     },
                     b'?' => {
                         if n == name.len() || (pathname && name[n] == b'/') {
-                            break false;
+                            break;
                         }
                         p += 1;
                         n += 1;
                     }
                     b'[' => {
-                        let Some(&ch) = name.get(n) else { break false };
+                        let Some(&ch) = name.get(n) else { break };
                         if pathname && ch == b'/' {
-                            break false;
+                            break;
                         }
                         match bracket(pat, p + 1, ch) {
                             Bracket::Match(q) => {
@@ -281,65 +229,37 @@ impl Matcher<'_> {
                                 p += 1;
                                 n += 1;
                             }
-                            Bracket::Literal | Bracket::NoMatch => break false,
+                            Bracket::Literal | Bracket::NoMatch => break,
                         }
                     }
                     b'\\' => {
                         // A trailing backslash never matches.
-                        let Some(&e) = pat.get(p + 1) else {
-                            break false;
-                        };
+                        let Some(&e) = pat.get(p + 1) else { break };
                         if name.get(n) != Some(&e) {
-                            break false;
+                            break;
                         }
                         p += 2;
                         n += 1;
                     }
                     _ => {
                         if name.get(n) != Some(&c) {
-                            break false;
+                            break;
                         }
                         p += 1;
                         n += 1;
                     }
                 }
-            };
-            if ok {
-                return true;
             }
-            // Backtrack: resume the innermost star that has candidates left.
-            let Some(st) = stars.as_mut() else {
+            // Mismatch: try the next position of the current star.
+            let Some(s) = star.as_mut() else {
                 return false;
             };
-            loop {
-                let Some(top) = st.frames.last_mut() else {
-                    return false;
-                };
-                if let Some(t) = top.advance(name) {
-                    p = top.cont;
-                    n = t;
-                    break;
-                }
-                let f = *top;
-                st.frames.pop();
-                st.record_failure(&f);
-            }
+            let Some(t) = s.advance(name) else {
+                return false;
+            };
+            p = s.cont;
+            n = t;
         }
-    }
-
-    /// Index of the first `/` at or after `n`, or the name's length.
-    /// Cached, as stars query it repeatedly within one path component.
-    fn next_slash(&self, n: usize) -> usize {
-        let (from, slash) = self.slash_cache.get();
-        if from <= n && n <= slash {
-            return slash;
-        }
-        let slash = self.name[n..]
-            .iter()
-            .position(|&b| b == b'/')
-            .map_or(self.name.len(), |i| n + i);
-        self.slash_cache.set((n, slash));
-        slash
     }
 
     /// Whether the pattern, fully consumed, matches with the name at `n`.
@@ -348,9 +268,17 @@ impl Matcher<'_> {
         n == self.name.len() || (self.flags.leading_dir && self.name[n] == b'/')
     }
 
+    /// Index of the first `/` at or after `n`, or the name's length.
+    fn next_slash(&self, n: usize) -> usize {
+        self.name[n..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(self.name.len(), |i| n + i)
+    }
+
     /// Handles a group of `*` and `?` starting at pattern index `p`, name
     /// index `n`.
-    fn enter_star(&self, mut p: usize, mut n: usize, stars: Option<&Stars>) -> StarStart {
+    fn enter_star(&self, mut p: usize, mut n: usize) -> StarStart {
         let (pat, name, flags) = (self.pat, self.name, self.flags);
         // Collapse the group; every `?` consumes one byte.
         loop {
@@ -376,100 +304,37 @@ impl Matcher<'_> {
                 StarStart::Reject
             };
         };
-        if stars.is_some_and(|st| st.known_failure(p, n)) {
-            return StarStart::Reject;
-        }
-        let frame = if flags.pathname && c == b'/' {
+        if flags.pathname && c == b'/' {
             // `*/`: the star runs exactly up to the next slash.
             let s = self.next_slash(n);
-            if s == name.len() {
-                return StarStart::Reject;
-            }
-            Frame {
-                cont: p,
-                entry: n,
-                same_until: s,
-                next: s,
-                end: s + 1,
-                first: 0,
-                any: true,
-            }
-        } else {
-            // The rest of the pattern is tried at every position up to (not
-            // including) the next slash under FNM_PATHNAME, or the end of
-            // the name otherwise.  Like glibc, positions are filtered on the
-            // byte the rest must start with; for an escape that is the
-            // escaped byte, so under FNM_PATHNAME `*\/` can never match.
-            let end = if flags.pathname {
-                self.next_slash(n)
+            return if s == name.len() {
+                StarStart::Reject
             } else {
-                name.len()
+                StarStart::Resume(p + 1, s + 1)
             };
-            let (first, any) = match c {
-                b'[' => (0, true),
-                b'\\' => (at(pat, p + 1), false),
-                _ => (c, false),
-            };
-            Frame {
-                cont: p,
-                entry: n,
-                same_until: end,
-                next: n,
-                end,
-                first,
-                any,
-            }
-        };
-        StarStart::Frame(frame)
-    }
-}
-
-enum StarStart {
-    /// The pattern ends with this star group and the name matches.
-    Accept,
-    /// The star group cannot match here.
-    Reject,
-    /// Candidates to try.
-    Frame(Frame),
-}
-
-/// The backtracking state: pending stars, and stars known to fail.
-struct Stars {
-    frames: SmallStack<Frame>,
-    failed: SmallStack<Failed>,
-}
-
-impl Stars {
-    fn new() -> Self {
-        Stars {
-            frames: SmallStack::new(),
-            failed: SmallStack::new(),
         }
-    }
-
-    /// Whether the star group followed by pattern index `cont`, entered at
-    /// name index `n`, is known to fail.
-    fn known_failure(&self, cont: usize, n: usize) -> bool {
-        self.failed
-            .iter()
-            .any(|f| f.cont == cont && f.lo <= n && n <= f.hi)
-    }
-
-    /// Remembers that every candidate of the exhausted frame `f` failed.
-    fn record_failure(&mut self, f: &Frame) {
-        let rec = Failed {
-            cont: f.cont,
-            lo: f.entry,
-            hi: f.same_until,
+        // The rest of the pattern is tried at every position up to (not
+        // including) the next slash under FNM_PATHNAME, or the end of the
+        // name otherwise.  Like glibc, positions are filtered on the byte
+        // the rest must start with; for an escape that is the escaped byte,
+        // so under FNM_PATHNAME `*\/` can never match.
+        let end = if flags.pathname {
+            self.next_slash(n)
+        } else {
+            name.len()
         };
-        for i in 0..self.failed.len {
-            let slot = self.failed.get_mut(i);
-            if slot.cont == f.cont {
-                *slot = rec;
-                return;
-            }
-        }
-        self.failed.push(rec);
+        let (first, any) = match c {
+            b'[' => (0, true),
+            b'\\' => (at(pat, p + 1), false),
+            _ => (c, false),
+        };
+        StarStart::Star(Star {
+            cont: p,
+            next: n,
+            end,
+            first,
+            any,
+        })
     }
 }
 
@@ -1093,10 +958,12 @@ mod tests {
     }
 
     #[test]
-    fn nul_ends_strings() {
+    fn nul_ends_pattern_only() {
         assert!(fnmatch(b"ab\0cd", b"ab", Flags::NONE));
-        assert!(fnmatch(b"ab", b"ab\0cd", Flags::NONE));
+        assert!(fnmatch(b"[a\0]", b"[a", Flags::NONE));
         assert!(fnmatch(b"a*\0b", b"axx\0", Flags::NONE));
+        assert!(!fnmatch(b"ab", b"ab\0cd", Flags::NONE));
+        assert!(fnmatch(b"a?c", b"a\0c", Flags::NONE));
     }
 
     /// Behaviours of glibc that a straightforward reading of the
@@ -1134,6 +1001,15 @@ mod tests {
             (b"[a-", b"[a-", Flags::NONE, false),
             // Unterminated after a class: the `[` is literal.
             (b"[[:alpha:]", b"[a", Flags::NONE, true),
+            // A star is never backtracked into once the piece after it has
+            // matched up to the next star.  Here, at `[[b`, the unterminated
+            // brackets read as `[`, `[`, `b`, reaching the inner star, which
+            // then fails; the star is not retried at `:`, where the first
+            // bracket would be a terminated one matching `:` (as it does
+            // for the name `x:`).
+            (b"*[[b*c[:-[:alpha:]", b"x:", Flags::NONE, true),
+            (b"*[[b*c[:-[:alpha:]", b"[[bx:", Flags::NONE, false),
+            (b"*[[b*c[:-[:alpha:]", b"[[bc:", Flags::NONE, true),
             // With FNM_LEADING_DIR a pattern `/` also matches `//...`.
             (b"/", b"//", Flags::LEADING_DIR_PATHNAME, true),
             (b"/", b"//x", Flags::LEADING_DIR, true),
@@ -1178,14 +1054,14 @@ mod tests {
         assert!(!fnmatch(b"*a*a*a/*a*a*b", &path, Flags::PATHNAME));
         assert!(!fnmatch(b"*a*a*a*a*b", &path, Flags::NONE));
         assert!(fnmatch(b"*a*a*a*a*/", &path, Flags::NONE));
-        // Deep star nesting spills the frame stack to the heap.
-        let many = "*a".repeat(3 * INLINE_STARS) + "*b";
+        let many = "*a".repeat(300) + "*b";
         assert!(!fnmatch(many.as_bytes(), &long_a, Flags::NONE));
-        assert!(fnmatch(
-            many.as_bytes(),
-            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
-            Flags::NONE
-        ));
+        let mut a300b = vec![b'a'; 300];
+        a300b.push(b'b');
+        assert!(fnmatch(many.as_bytes(), &a300b, Flags::NONE));
+        assert!(!fnmatch(many.as_bytes(), &a300b[1..], Flags::NONE));
+        let brackets = "*[a]".repeat(100) + "*[!a]";
+        assert!(!fnmatch(brackets.as_bytes(), &long_a, Flags::LEADING_DIR));
         assert!(
             start.elapsed() < std::time::Duration::from_secs(5),
             "took {:?}",

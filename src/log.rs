@@ -142,3 +142,76 @@ macro_rules! msg {
         v
     }};
 }
+
+static STAMP_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+static START: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+
+/// `-s FILE`: TIMESTAMP/TOTALTIME lines are also appended there.
+pub fn open_stamp_file(path: &std::path::Path) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    *STAMP_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    Ok(())
+}
+
+fn stamp_line(line: &str) {
+    if TIMESTAMPS.load(Ordering::Relaxed) {
+        let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+    }
+    if let Some(f) = STAMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let _ = f.write_all(format!("<{}> {line}\n", std::process::id()).as_bytes());
+    }
+}
+
+fn stamps_wanted() -> bool {
+    TIMESTAMPS.load(Ordering::Relaxed)
+        || STAMP_FILE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+}
+
+fn timestamp_text() -> String {
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&now, &mut tm) };
+    let mut buf = [0u8; 128];
+    let n = unsafe {
+        libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%Y-%m-%d %H:%M:%S %Z (GMT%z)".as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `TIMESTAMP: …` at start (cli.md §12.8).
+pub fn start_stamp() {
+    *START.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    if stamps_wanted() {
+        stamp_line(&format!("TIMESTAMP: {}", timestamp_text()));
+    }
+}
+
+/// `TIMESTAMP: …` and `TOTALTIME: H:MM:SS` at the end.
+pub fn end_stamp() {
+    if !stamps_wanted() {
+        return;
+    }
+    let secs = START
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(|s| s.elapsed().as_secs())
+        .unwrap_or(0);
+    stamp_line(&format!("TIMESTAMP: {}", timestamp_text()));
+    stamp_line(&format!(
+        "TOTALTIME: {}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    ));
+}
