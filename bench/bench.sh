@@ -47,7 +47,7 @@ for who in real ours; do
         sync; read -r t m < <(time_cmd "$db" -cIr "$tree"); cit+=("$t"); cim+=("$m")
         read -r t m < <(time_cmd "$db" -cr "$tree"); crt+=("$t"); crm+=("$m")
         # touch 1% of the files (a different 1% each run)
-        find "$tree" -type f -name "file0$((r % 5))[0-4]*.c" -print0 | head -z -n $((files / 100)) | xargs -0 touch
+        { find "$tree" -type f -name "file0$((r % 5))[0-4]*.c" -print0 || true; } | head -z -n $((files / 100)) | xargs -0 touch
         read -r t m < <(time_cmd "$db" -cr "$tree"); ctt+=("$t"); ctm+=("$m")
     done
     T[$who,cIr]=$(printf '%s\n' "${cit[@]}" | median); M[$who,cIr]=$(printf '%s\n' "${cim[@]}" | median)

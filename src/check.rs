@@ -22,12 +22,20 @@ pub struct CheckOptions {
     pub dump_dir_fd: Option<i32>,
 }
 
+/// One check of one logical name.
+#[derive(Default)]
+struct Pass {
+    /// stored check texts of the subtree not yet visited by the walk
+    known: HashMap<Vec<u8>, Vec<u8>>,
+    /// new and changed files, applied after the removals (the real program
+    /// records removals first); None: apply at once (nothing to remove)
+    changes: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
 pub struct Checker<'a> {
     cfg: &'a Config,
     db: &'a mut Db,
     opts: &'a CheckOptions,
-    /// stored check texts of the subtree being checked
-    known: HashMap<Vec<u8>, Vec<u8>>,
     /// directories known not to be symlinks
     plain_dirs: HashMap<Vec<u8>, bool>,
     out: std::io::BufWriter<std::io::Stdout>,
@@ -49,7 +57,6 @@ impl<'a> Checker<'a> {
             cfg,
             db,
             opts,
-            known: HashMap::new(),
             plain_dirs: HashMap::new(),
             out: std::io::BufWriter::new(std::io::stdout()),
         }
@@ -65,6 +72,10 @@ impl<'a> Checker<'a> {
     }
 
     /// One check of a logical name (real path or `%prefix%…`).
+    ///
+    /// The stored rows of the subtree are read once; the walk takes each row
+    /// it visits, so only rows it never reached need an `lstat` to find
+    /// removals, and every file is stat'ed once.
     pub fn check_logical(&mut self, name: &[u8], recursive: bool) -> Result<(), Fatal> {
         let what = if recursive {
             "recursive check"
@@ -72,12 +83,21 @@ impl<'a> Checker<'a> {
             "check"
         };
         log::debug(2, msg!("Running ", what, " for ", name, " ..."));
+        let mut pass = Pass::default();
         if !self.opts.compare {
-            self.removals(name, recursive)?;
+            pass.known = self.db.file_rows(name, recursive)?.into_iter().collect();
+            if !pass.known.is_empty() {
+                pass.changes = Some(Vec::new());
+            }
         }
         let real = self.cfg.prefix_decode(name).map_err(Fatal::msg)?;
-        self.walk(name, &real, recursive, true)?;
-        self.known.clear();
+        self.walk(&mut pass, name, &real, recursive)?;
+        if !self.opts.compare {
+            self.removals(std::mem::take(&mut pass.known))?;
+            for (file, text) in pass.changes.take().unwrap_or_default() {
+                self.apply_change(&file, &text)?;
+            }
+        }
         let _ = self.out.flush();
         Ok(())
     }
@@ -108,24 +128,27 @@ impl<'a> Checker<'a> {
         false
     }
 
-    fn removals(&mut self, name: &[u8], recursive: bool) -> Result<(), Fatal> {
-        let rows = self.db.file_rows(name, recursive)?;
+    /// Rows the walk did not visit: removed if gone or below a symlink.
+    fn removals(&mut self, leftover: HashMap<Vec<u8>, Vec<u8>>) -> Result<(), Fatal> {
+        let mut rows: Vec<Vec<u8>> = leftover.into_keys().collect();
+        // the real program goes through them in encoded-name order
+        rows.sort_unstable_by_key(|n| crate::urlenc::encode(n));
         self.plain_dirs.clear();
-        for (file, checktxt) in rows {
+        for file in rows {
             if self.cfg.class(&file, false) == Class::Ignore {
                 continue;
             }
             let real = self.cfg.prefix_decode(&file).map_err(Fatal::msg)?;
             // prefix roots are trusted; only components below them count
-            let root = if file.first() == Some(&b'%') {
-                real.len()
-                    - (file.len()
-                        - file[1..]
-                            .iter()
-                            .position(|&b| b == b'%')
-                            .map_or(0, |p| p + 2))
-            } else {
-                0
+            let root = match file.first() {
+                Some(b'%') => {
+                    let name_len = file[1..]
+                        .iter()
+                        .position(|&b| b == b'%')
+                        .map_or(0, |p| p + 2);
+                    real.len() - (file.len() - name_len)
+                }
+                _ => 0,
             };
             let gone = std::fs::symlink_metadata(as_path(&real)).is_err()
                 || self.under_symlink(&real, root);
@@ -135,8 +158,6 @@ impl<'a> Checker<'a> {
                 }
                 self.db.delete_file(&file)?;
                 self.db.checkpoint()?;
-            } else {
-                self.known.insert(file, checktxt);
             }
         }
         Ok(())
@@ -145,10 +166,10 @@ impl<'a> Checker<'a> {
     /// Returns whether the directory list (`-W`) should contain the parent.
     fn walk(
         &mut self,
+        pass: &mut Pass,
         name: &[u8],
         real: &[u8],
         recursive: bool,
-        top: bool,
     ) -> Result<bool, Fatal> {
         if recursive && name.first() != Some(&b'%') {
             for p in self.cfg.prefixes_at(real) {
@@ -166,12 +187,11 @@ impl<'a> Checker<'a> {
             // vanished (or never existed): a later check records the removal
             Err(_) => return Ok(false),
         };
-        let _ = top;
         if class == Class::Member {
-            self.record(name, real, &meta)?;
+            self.record(pass, name, real, &meta)?;
         }
         if recursive && meta.file_type().is_dir() {
-            let relevant = self.walk_dir(name, real)?;
+            let relevant = self.walk_dir(pass, name, real)?;
             if (relevant || class == Class::Member)
                 && let Some(fd) = self.opts.dump_dir_fd
             {
@@ -181,7 +201,7 @@ impl<'a> Checker<'a> {
         Ok(class == Class::Member)
     }
 
-    fn walk_dir(&mut self, name: &[u8], real: &[u8]) -> Result<bool, Fatal> {
+    fn walk_dir(&mut self, pass: &mut Pass, name: &[u8], real: &[u8]) -> Result<bool, Fatal> {
         log::debug(
             2,
             msg!(
@@ -213,12 +233,18 @@ impl<'a> Checker<'a> {
         for e in entries.iter().rev() {
             let child = join(name, e);
             let child_real = join(real, e);
-            relevant |= self.walk(&child, &child_real, true, false)?;
+            relevant |= self.walk(pass, &child, &child_real, true)?;
         }
         Ok(relevant)
     }
 
-    fn record(&mut self, name: &[u8], real: &[u8], meta: &std::fs::Metadata) -> Result<(), Fatal> {
+    fn record(
+        &mut self,
+        pass: &mut Pass,
+        name: &[u8],
+        real: &[u8],
+        meta: &std::fs::Metadata,
+    ) -> Result<(), Fatal> {
         if self.opts.compare {
             let _ = self.out.write_all(name);
             let _ = self.out.write_all(b"\n");
@@ -226,21 +252,30 @@ impl<'a> Checker<'a> {
         }
         log::debug(2, msg!("Checking ", name, "."));
         let text = checktxt::for_meta(as_path(real), meta, &self.cfg.ignore);
-        let stored = match self.known.remove(name) {
+        let stored = match pass.known.remove(name) {
             Some(t) => Some(t),
-            None => self.db.file_checktxt(name)?,
+            // outside the preloaded range (e.g. a prefix root seen twice)
+            None if pass.changes.is_some() => self.db.file_checktxt(name)?,
+            None => None,
         };
         match &stored {
             Some(s) if *s == text => return Ok(()),
             Some(_) => log::debug(2, msg!("File has changed: ", name)),
             None => log::debug(2, msg!("New file: ", name)),
         }
-        self.db.set_file(name, &text)?;
+        match &mut pass.changes {
+            Some(list) => list.push((name.to_vec(), text)),
+            None => self.apply_change(name, &text)?,
+        }
+        Ok(())
+    }
+
+    fn apply_change(&mut self, name: &[u8], text: &[u8]) -> Result<(), Fatal> {
+        self.db.set_file(name, text)?;
         if !self.opts.init {
             mark::mark(self.cfg, self.db, &self.opts.mark, name, None, None)?;
         }
-        self.db.checkpoint()?;
-        Ok(())
+        self.db.checkpoint().map_err(Fatal::from)
     }
 }
 

@@ -155,6 +155,13 @@ fn db_error(label: &str, e: rusqlite::Error, sql: &str) -> DbError {
     ))
 }
 
+/// A dirty row as stored: encoded filename, myname, peername.
+pub type RawDirty = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// A hint: decoded name, recursive flag, and the stored name and flag value
+/// (to delete exactly that row).
+pub type Hint = (Vec<u8>, bool, Vec<u8>, rusqlite::types::Value);
+
 /// A row of the dirty table, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirtyRow {
@@ -382,16 +389,11 @@ impl Db {
     }
 
     pub fn set_file(&mut self, name: &[u8], checktxt: &[u8]) -> Result<()> {
-        let enc = encode(name);
-        self.exec(
-            "Removing file from file db",
-            "DELETE FROM file WHERE filename = ?1",
-            &[&Txt(&enc)],
-        )?;
+        // UNIQUE ( filename ) ON CONFLICT REPLACE: the insert replaces the row
         self.exec(
             "Adding file to file db",
             "INSERT INTO file (filename, checktxt) VALUES (?1, ?2)",
-            &[&Txt(&enc), &Txt(&encode(checktxt))],
+            &[&Txt(&encode(name)), &Txt(&encode(checktxt))],
         )?;
         Ok(())
     }
@@ -492,7 +494,7 @@ impl Db {
     }
 
     /// Dirty rows as stored (encoded filename, encoded myname, encoded peer).
-    pub fn dirty_rows_raw(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>> {
+    pub fn dirty_rows_raw(&self) -> Result<Vec<RawDirty>> {
         self.query(
             "DB Dump - Dirty",
             "SELECT filename, myname, peername FROM dirty ORDER BY filename",
@@ -531,7 +533,7 @@ impl Db {
     }
 
     /// Hints in table order, decoded, with the raw stored values for deletion.
-    pub fn hints(&self) -> Result<Vec<(Vec<u8>, bool, Vec<u8>, rusqlite::types::Value)>> {
+    pub fn hints(&self) -> Result<Vec<Hint>> {
         self.query(
             "Reading hints",
             "SELECT filename, recursive FROM hint",

@@ -12,9 +12,9 @@
 //!   leading `]` taken literally, ranges by byte value (`a-z`), backslash
 //!   escapes, the classes `[:alpha:]` `[:digit:]` `[:alnum:]` `[:upper:]`
 //!   `[:lower:]` `[:space:]` `[:blank:]` `[:punct:]` `[:print:]` `[:graph:]`
-//!   `[:cntrl:]` `[:xdigit:]` (and the always-empty `[:combining:]` that the
-//!   C locale also defines), single-byte equivalence classes `[=x=]` and
-//!   single-byte collating symbols `[.x.]`;
+//!   `[:cntrl:]` `[:xdigit:]` (ASCII only: no byte >= 0x80 is in any class),
+//!   single-byte equivalence classes `[=x=]` and single-byte collating
+//!   symbols `[.x.]`;
 //! * an unterminated `[` stands for itself.
 //!
 //! Bytes >= 0x80 are ordinary characters; names need not be UTF-8.  As with
@@ -388,8 +388,7 @@ fn class_contains(name: &[u8], ch: u8) -> Option<bool> {
         b"graph" => ch.is_ascii_graphic(),
         b"cntrl" => ch.is_ascii_control(),
         b"xdigit" => ch.is_ascii_hexdigit(),
-        // Defined by glibc's C locale, but contains no single-byte character.
-        b"combining" => false,
+        // glibc knows `combining` (and more) only in other locales.
         _ => return None,
     })
 }
@@ -818,7 +817,6 @@ mod tests {
             ("graph", b"!a~", b" \x7f\xa0"),
             ("cntrl", b"\x01\x1f\x7f", b" a\x80\x9f"),
             ("xdigit", b"09afAF", b"gG \x80"),
-            ("combining", b"", b"a \x80\xcc"),
         ];
         for &(class, yes, no) in cases {
             let pat = format!("[[:{class}:]]");
@@ -848,7 +846,10 @@ mod tests {
         // An unknown class name makes the bracket fail when it is reached...
         assert!(!m("[[:foo:]]", "f"));
         assert!(!m("[![:foo:]]", "f"));
-        assert!(!m("[[:ALPHA:]x]", "x") || m("[[:ALPHA:]x]", "x"));
+        // Upper case is not a class name: `[:ALPHA:]` is read as members,
+        // so the bracket ends at its `]` and `x]` follows.
+        assert!(m("[[:ALPHA:]x]", "Ax]"));
+        assert!(!m("[[:ALPHA:]x]", "x"));
         assert!(!m("[b[:foo:]]", "a"));
         // ... but not when an earlier member already matched.
         assert!(m("[a[:foo:]]", "a"));
@@ -860,8 +861,13 @@ mod tests {
         // Overlong class names fail.
         let long = format!("[b[:{}]", "a".repeat(CLASS_NAME_LIMIT));
         assert!(!m(&long, "["));
+        assert!(!glibc(long.as_bytes(), b"[", Flags::NONE));
         let ok = format!("[b[:{}]", "a".repeat(CLASS_NAME_LIMIT - 1));
         assert!(m(&ok, "["));
+        assert!(glibc(ok.as_bytes(), b"[", Flags::NONE));
+        // Only the C locale's classes exist.
+        assert!(!m("[![:combining:]]", "a"));
+        assert!(!glibc(b"[![:combining:]]", b"a", Flags::NONE));
     }
 
     #[test]
@@ -1239,6 +1245,51 @@ mod tests {
             .unwrap_or(25_000);
         for seed in [1u64, 0xdead_beef, 0x1234_5678_9abc_def0] {
             differential(seed, extra);
+        }
+    }
+
+    #[test]
+    fn differential_classes_and_ranges_all_bytes() {
+        let classes = [
+            "alpha",
+            "digit",
+            "alnum",
+            "upper",
+            "lower",
+            "space",
+            "blank",
+            "punct",
+            "print",
+            "graph",
+            "cntrl",
+            "xdigit",
+            // Valid in C.UTF-8, unknown in the C locale.
+            "combining",
+        ];
+        for class in classes {
+            for pat in [format!("[[:{class}:]]"), format!("[![:{class}:]]")] {
+                for ch in 1..=255u8 {
+                    let f = Flags::NONE;
+                    assert_eq!(
+                        fnmatch(pat.as_bytes(), &[ch], f),
+                        glibc(pat.as_bytes(), &[ch], f),
+                        "{pat} {ch:#x}"
+                    );
+                }
+            }
+        }
+        for lo in (1..=255u8).step_by(7) {
+            for hi in (1..=255u8).step_by(11) {
+                let pat = [b'[', b'\\', lo, b'-', b'\\', hi, b']'];
+                for ch in 1..=255u8 {
+                    let f = Flags::NONE;
+                    assert_eq!(
+                        fnmatch(&pat, &[ch], f),
+                        glibc(&pat, &[ch], f),
+                        "{pat:?} {ch}"
+                    );
+                }
+            }
         }
     }
 

@@ -160,7 +160,11 @@ fn stamp_line(line: &str) {
     if TIMESTAMPS.load(Ordering::Relaxed) {
         let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
     }
-    if let Some(f) = STAMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+    if let Some(f) = STAMP_FILE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+    {
         let _ = f.write_all(format!("<{}> {line}\n", std::process::id()).as_bytes());
     }
 }

@@ -48,8 +48,8 @@ pub struct Expanded {
     /// Include failure at the end of `text`: the real scanner would report it
     /// when the parser asks for the next token there.
     pub failure: Option<IncludeError>,
-    /// Newlines met in include mode, which flex echoes to stdout.
-    pub leaked_newlines: usize,
+    /// CR and LF bytes met in include mode, which flex echoes to stdout.
+    pub leaked: Vec<u8>,
 }
 
 impl Expanded {
@@ -203,7 +203,7 @@ impl Expander {
                     if src[i] == b'\n' {
                         *line += 1;
                     }
-                    self.out.leaked_newlines += 1;
+                    self.out.leaked.push(src[i]);
                     i += 1;
                 }
                 _ => {
@@ -252,7 +252,7 @@ pub fn expand(main_path: &Path, main: &[u8]) -> Expanded {
             files: vec![main_path.to_path_buf()],
             segments: Vec::new(),
             failure: None,
-            leaked_newlines: 0,
+            leaked: Vec::new(),
         },
         stop: false,
     };
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn newline_in_include_mode_is_leaked_not_counted() {
         let ex = expand(Path::new("m"), b"config\n;\nx");
-        assert_eq!(ex.leaked_newlines, 1);
+        assert_eq!(ex.leaked, b"\n");
         let pos = ex.text.find('x').unwrap();
         assert_eq!(ex.bison_line(pos), 2);
         assert_eq!(ex.location(pos).1, 3);

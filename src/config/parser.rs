@@ -100,10 +100,10 @@ pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<Config, ConfigErro
 
 pub fn parse_bytes(path: &Path, bytes: &[u8], opts: &ParseOptions) -> Result<Config, ConfigError> {
     let ex = lexer::expand(path, bytes);
-    if ex.leaked_newlines > 0 {
-        // flex echoes newlines met in include mode to stdout
+    if !ex.leaked.is_empty() {
+        // flex echoes line ends met in include mode to stdout
         use std::io::Write;
-        let _ = std::io::stdout().write_all(&b"\n".repeat(ex.leaked_newlines));
+        let _ = std::io::stdout().write_all(&ex.leaked);
     }
     let mut st = State {
         opts,
@@ -223,10 +223,16 @@ impl<'a> State<'a> {
     fn run(&mut self) -> Result<(), ConfigError> {
         let mut pos = self.skip(0);
         while pos < self.text().len() {
-            let (pair, end) = self.parse_one(Rule::top_item, pos)?;
+            let (pair, end) = match self.parse_one(Rule::top_item, pos) {
+                Ok(r) => r,
+                Err(e) => return Err(self.early_reduction(pos, None).unwrap_or(e)),
+            };
             match pair.as_rule() {
                 Rule::group_open => {
                     pos = self.group(pair, end)?;
+                }
+                Rule::prefix_open => {
+                    pos = self.prefix(pair, end)?;
                 }
                 _ => {
                     self.top_stmt(pair)?;
@@ -247,28 +253,12 @@ impl<'a> State<'a> {
 
     fn top_stmt(&mut self, pair: Pair<Rule>) -> Result<(), ConfigError> {
         match pair.as_rule() {
-            Rule::prefix_block => self.prefix(pair),
             Rule::nossl_stmt => {
                 let w = words(pair);
                 self.cfg.nossl.push((w[0].clone(), w[1].clone()));
                 Ok(())
             }
-            Rule::ignore_stmt => {
-                for w in words(pair).iter().rev() {
-                    match w.as_slice() {
-                        b"uid" => self.cfg.ignore.uid = true,
-                        b"gid" => self.cfg.ignore.gid = true,
-                        b"mod" => self.cfg.ignore.mode = true,
-                        _ => {
-                            return Err(ConfigError::semantic(format!(
-                                "Config error: Unknown 'ignore' porperty: '{}'.",
-                                String::from_utf8_lossy(w)
-                            )));
-                        }
-                    }
-                }
-                Ok(())
-            }
+            Rule::ignore_stmt => self.ignore(words(pair)),
             Rule::tempdir_stmt => {
                 self.cfg.tempdir = words(pair).pop();
                 Ok(())
@@ -291,11 +281,22 @@ impl<'a> State<'a> {
         }
     }
 
-    fn prefix(&mut self, pair: Pair<Rule>) -> Result<(), ConfigError> {
-        let mut inner = pair.into_inner().filter(|p| p.as_rule() != Rule::k_prefix);
-        let name = word_bytes(inner.next().expect("prefix name"));
+    /// `prefix NAME { on HOST: PATH; … }`, one entry at a time: each entry
+    /// is checked as soon as it is read.
+    fn prefix(&mut self, open: Pair<Rule>, mut pos: usize) -> Result<usize, ConfigError> {
+        let name = word_bytes(
+            open.into_inner()
+                .find(|p| p.as_rule() == Rule::word)
+                .expect("prefix name"),
+        );
         let mut path: Option<Vec<u8>> = None;
-        for entry in inner.filter(|p| p.as_rule() == Rule::prefix_entry) {
+        loop {
+            pos = self.skip(pos);
+            let (entry, end) = self.parse_one(Rule::prefix_item, pos)?;
+            pos = end;
+            if entry.as_rule() == Rule::rbrace {
+                break;
+            }
             let w = words(entry);
             let (host, p) = (&w[0], &w[1]);
             if p.first() != Some(&b'/') {
@@ -321,6 +322,54 @@ impl<'a> State<'a> {
             }
         }
         self.cfg.prefixes.insert(0, Prefix { name, path });
+        Ok(pos)
+    }
+
+    /// On a syntax error at `pos`: the error of a statement that bison had
+    /// already reduced before it saw the bad token, if any.
+    fn early_reduction(
+        &mut self,
+        pos: usize,
+        gb: Option<&mut GroupBuilder>,
+    ) -> Option<ConfigError> {
+        let text = &self.text()[pos..];
+        let head = |rule| {
+            ConfigGrammar::parse(rule, text)
+                .ok()
+                .and_then(|mut p| p.next())
+        };
+        match gb {
+            Some(gb) => {
+                for rule in [Rule::key_head, Rule::auto_head] {
+                    if let Some(pair) = head(rule) {
+                        let stmt = if rule == Rule::key_head {
+                            Rule::key_stmt
+                        } else {
+                            Rule::auto_stmt
+                        };
+                        return self.group_stmt_words(gb, stmt, words(pair)).err();
+                    }
+                }
+                None
+            }
+            None => head(Rule::ignore_head).and_then(|pair| self.ignore(words(pair)).err()),
+        }
+    }
+
+    fn ignore(&mut self, words: Vec<Vec<u8>>) -> Result<(), ConfigError> {
+        for w in words.iter().rev() {
+            match w.as_slice() {
+                b"uid" => self.cfg.ignore.uid = true,
+                b"gid" => self.cfg.ignore.gid = true,
+                b"mod" => self.cfg.ignore.mode = true,
+                _ => {
+                    return Err(ConfigError::semantic(format!(
+                        "Config error: Unknown 'ignore' porperty: '{}'.",
+                        String::from_utf8_lossy(w)
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -352,7 +401,10 @@ impl<'a> State<'a> {
         };
         loop {
             pos = self.skip(pos);
-            let (pair, end) = self.parse_one(Rule::group_item, pos)?;
+            let (pair, end) = match self.parse_one(Rule::group_item, pos) {
+                Ok(r) => r,
+                Err(e) => return Err(self.early_reduction(pos, Some(&mut gb)).unwrap_or(e)),
+            };
             pos = end;
             match pair.as_rule() {
                 Rule::rbrace => break,
@@ -404,18 +456,41 @@ impl<'a> State<'a> {
                     gb.group.patterns.push(Pattern::new(w, kind));
                 }
             }
+            Rule::backup_directory_stmt => {
+                gb.group.backup_directory = words(pair).pop();
+            }
+            Rule::backup_generations_stmt => {
+                gb.group.backup_generations = atoi(&words(pair)[0]);
+            }
+            Rule::key_stmt | Rule::auto_stmt => {
+                let rule = pair.as_rule();
+                self.group_stmt_words(gb, rule, words(pair))?;
+            }
+            r => unreachable!("group rule {r:?}"),
+        }
+        Ok(())
+    }
+
+    /// `key` and `auto`: statements whose checks run as soon as they are read.
+    fn group_stmt_words(
+        &mut self,
+        gb: &mut GroupBuilder,
+        rule: Rule,
+        mut w: Vec<Vec<u8>>,
+    ) -> Result<(), ConfigError> {
+        match rule {
             Rule::key_stmt => {
                 if gb.has_key {
                     return Err(ConfigError::semantic(
                         "Config error: a group might only have one key.".to_string(),
                     ));
                 }
-                let file = words(pair).pop().expect("key file");
+                let file = w.pop().expect("key file");
                 gb.group.key = read_key(self.opts.sysdir, &file)?;
                 gb.has_key = true;
             }
             Rule::auto_stmt => {
-                let w = words(pair).pop().expect("auto word");
+                let w = w.pop().expect("auto word");
                 if gb.has_auto {
                     return Err(ConfigError::semantic(
                         "Config error: a group might only have one auto-setting.".to_string(),
@@ -429,13 +504,7 @@ impl<'a> State<'a> {
                 })?;
                 gb.has_auto = true;
             }
-            Rule::backup_directory_stmt => {
-                gb.group.backup_directory = words(pair).pop();
-            }
-            Rule::backup_generations_stmt => {
-                gb.group.backup_generations = atoi(&words(pair)[0]);
-            }
-            r => unreachable!("group rule {r:?}"),
+            r => unreachable!("word statement {r:?}"),
         }
         Ok(())
     }
@@ -508,7 +577,15 @@ pub fn read_key(sysdir: &Path, file: &[u8]) -> Result<Vec<u8>, ConfigError> {
         PathBuf::from(std::ffi::OsStr::from_bytes(&p))
     };
     let shown = path.display().to_string();
-    let content = std::fs::read(&path).unwrap_or_default();
+    // fgets fails only for an unreadable or empty file
+    let content = match std::fs::read(&path) {
+        Ok(c) if !c.is_empty() => c,
+        _ => {
+            return Err(ConfigError::semantic(format!(
+                "Config error: Can't read keyfile {shown}."
+            )));
+        }
+    };
     // fgets into a 1024-byte buffer: the first line, at most 1023 bytes
     let first = &content[..content.len().min(1023)];
     let mut key = first
@@ -516,11 +593,6 @@ pub fn read_key(sysdir: &Path, file: &[u8]) -> Result<Vec<u8>, ConfigError> {
         .next()
         .unwrap_or_default()
         .to_vec();
-    if key.is_empty() {
-        return Err(ConfigError::semantic(format!(
-            "Config error: Can't read keyfile {shown}."
-        )));
-    }
     if let Some(&bad) = key
         .iter()
         .find(|&&c| !(c.is_ascii_alphanumeric() || c == b'.' || c == b'_'))
