@@ -340,7 +340,8 @@ impl Matcher<'_> {
 
 /// Result of looking for a class name after `[:`.
 enum ClassName {
-    /// `[:name:]`; the pattern continues at the given index.
+    /// `[:name:]`: the name is `pat[.0...1]`; the pattern continues at
+    /// index `.2`, after `:]`.
     Name(usize, usize, usize),
     /// Not a class (a byte outside `a`..`y` before `:]`): the `[` is an
     /// ordinary bracket member.
@@ -365,11 +366,17 @@ fn class_name(pat: &[u8], colon: usize) -> ClassName {
         if x == b':' && at(pat, q + 1) == b']' {
             return ClassName::Name(colon + 1, q, q + 2);
         }
-        if !(b'a'..b'z').contains(&x) {
+        if !is_class_name_byte(x) {
             return ClassName::NotAClass;
         }
         len += 1;
     }
+}
+
+/// Bytes glibc accepts in a class name: `a` to `y` (not `z`).
+#[inline]
+fn is_class_name_byte(x: u8) -> bool {
+    matches!(x, b'a'..=b'y')
 }
 
 /// Whether `ch` belongs to the C-locale class `name`; `None` for an unknown
@@ -563,7 +570,7 @@ fn bracket(pat: &[u8], start: usize, ch: u8) -> Bracket {
                         p = q + 2;
                         break;
                     }
-                    if !(b'a'..b'z').contains(&x) {
+                    if !is_class_name_byte(x) {
                         p = q;
                         break;
                     }
@@ -639,9 +646,14 @@ mod tests {
     #[test]
     fn flags_constants() {
         assert_eq!(Flags::default(), Flags::NONE);
-        assert!(Flags::PATHNAME.pathname && !Flags::PATHNAME.leading_dir);
-        assert!(!Flags::LEADING_DIR.pathname && Flags::LEADING_DIR.leading_dir);
-        assert!(Flags::LEADING_DIR_PATHNAME.pathname && Flags::LEADING_DIR_PATHNAME.leading_dir);
+        let flags = |pathname, leading_dir| Flags {
+            pathname,
+            leading_dir,
+        };
+        assert_eq!(Flags::NONE, flags(false, false));
+        assert_eq!(Flags::PATHNAME, flags(true, false));
+        assert_eq!(Flags::LEADING_DIR, flags(false, true));
+        assert_eq!(Flags::LEADING_DIR_PATHNAME, flags(true, true));
     }
 
     #[test]

@@ -389,7 +389,7 @@ corpus! {
     lex_unterminated_quote,
     mem_comments_only,
     mem_empty_file,
-    mem_group_deselected_by_G,
+    mem_group_deselected_by_g,
     mem_not_member,
     mem_wildcard_not_member,
     ord_auto_dup_checked_before_validity,

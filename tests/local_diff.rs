@@ -5,6 +5,8 @@
 //! Validate the harness by running the reference against itself:
 //! `CSYNC2_DIFF_OURS=/usr/sbin/csync2 cargo test --test local_diff`.
 
+#![allow(clippy::useless_vec)] // args! builds a Vec by design
+
 mod common;
 
 use common::*;
@@ -599,7 +601,7 @@ fn usage_errors() {
     env.step_expect(args!["-Q"], 1);
     env.step_expect(args!["-T", "a", "b", "c", "d"], 1);
     // argv[0] substitution: without -N/-D
-    let (r, o) = env.run_both_raw(&args![]);
+    let (r, o) = env.run_both_raw(&[]);
     env.assert_same(&r, &o);
 }
 
@@ -972,7 +974,10 @@ fn prefix_symlink_target_quirk_q12() {
     assert!(real.ends_with(b":type=lnk:target="), "{}", show(&real));
     assert!(ours.ends_with(b":type=lnk:target=f"), "{}", show(&ours));
     // the quirk is the only difference: the plain rows agree
-    assert_eq!(text_of(Which::Real, b"%p%/f"), text_of(Which::Ours, b"%p%/f"));
+    assert_eq!(
+        text_of(Which::Real, b"%p%/f"),
+        text_of(Which::Ours, b"%p%/f")
+    );
     // a retarget is noticed by ours (marked dirty), never by the real one
     env.retarget("sub/link", "nowhere");
     let (r, o) = env.run_both(&args!["-cr", tree(&env)]);

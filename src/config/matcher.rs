@@ -262,15 +262,24 @@ mod tests {
 
     #[test]
     fn traversal_classes() {
+        // include T; exclude T/sub; include T/sub/deep (config.md §6.8)
+        let c = config(vec![group(&[
+            ("/t", Include),
+            ("/t/sub", Exclude),
+            ("/t/sub/deep", Include),
+        ])]);
+        assert_eq!(c.class(b"/", false), Class::StepInto);
+        assert_eq!(c.class(b"/t", false), Class::Member);
+        assert_eq!(c.class(b"/t/sub", false), Class::StepInto);
+        assert_eq!(c.class(b"/t/sub/c", false), Class::Ignore);
+        assert_eq!(c.class(b"/t/sub/deep/x", false), Class::Member);
+        assert_eq!(c.class(b"/u", false), Class::Ignore);
+        // the last matching pathname pattern decides
         let c = config(vec![group(&[
             ("/t/sub/deep", Include),
             ("/t/sub", Exclude),
         ])]);
-        assert_eq!(c.class(b"/", false), Class::StepInto);
-        assert_eq!(c.class(b"/t", false), Class::StepInto);
-        assert_eq!(c.class(b"/t/sub", false), Class::StepInto);
-        assert_eq!(c.class(b"/t/sub/deep/x", false), Class::Member);
-        assert_eq!(c.class(b"/u", false), Class::Ignore);
+        assert_eq!(c.class(b"/t/sub/deep/x", false), Class::Ignore);
         let c = config(vec![group(&[("/", Include)])]);
         assert_eq!(c.class(b"/", false), Class::Member);
         assert_eq!(c.class(b"/t", false), Class::Ignore);

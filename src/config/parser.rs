@@ -707,10 +707,10 @@ mod tests {
         );
         assert!(parses(Rule::group_item, "include on;").is_err());
         assert_eq!(
-            parses(Rule::top_item, "prefix p { on h: /x; }").unwrap(),
+            parses(Rule::prefix_block, "prefix p { on h: /x; }").unwrap(),
             "prefix p { on h: /x; }"
         );
-        assert!(parses(Rule::top_item, "prefix p { on h:/x; }").is_err());
+        assert!(parses(Rule::prefix_block, "prefix p { on h:/x; }").is_err());
         assert!(parses(Rule::top_item, "group g{ }").is_err());
         assert_eq!(
             parses(Rule::group_item, "action { exec \"x %%\"; do-local; }").unwrap(),

@@ -427,10 +427,10 @@ pub fn dump_db(path: &Path) -> Result<DbDump, String> {
             let row: Row = (0..4)
                 .map(|i| Val::from_ref(r.get_ref(i).unwrap()))
                 .collect();
-            if row[0] == Val::Text(b"table".to_vec()) {
-                if let Val::Text(n) = &row[1] {
-                    names.push(String::from_utf8_lossy(n).into_owned());
-                }
+            if row[0] == Val::Text(b"table".to_vec())
+                && let Val::Text(n) = &row[1]
+            {
+                names.push(String::from_utf8_lossy(n).into_owned());
             }
             dump.schema.push(row);
         }

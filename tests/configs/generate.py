@@ -284,7 +284,7 @@ e("mem_not_member", "group g {\n host h2.cfg.test h3.cfg.test;\n key k1.key;\n}\
 e("mem_wildcard_not_member", "group g {\n host h1*;\n key k1.key;\n}\n", msg=NM, note="no wildcards in host names")
 e("mem_empty_file", "", msg=NM, key=False, note="empty config file")
 e("mem_comments_only", "# nothing\n   # here\n\n", msg=NM, key=False, note="only comments")
-e("mem_group_deselected_by_G", G, msg=NM, args=["-G", "other"], note="-G deselects the only group")
+e("mem_group_deselected_by_g", G, msg=NM, args=["-G", "other"], note="-G deselects the only group")
 e("cfg_missing_file", None, msg="Can not open config file `$SYSDIR/csync2.cfg': No such file or directory", key=False,
   note="no csync2.cfg in the system dir")
 e("cfg_missing_named_file", G, msg="Can not open config file `$SYSDIR/csync2_other.cfg': No such file or directory",
