@@ -54,7 +54,7 @@ for who in real ours; do
     T[$who,cr]=$(printf '%s\n' "${crt[@]}" | median); M[$who,cr]=$(printf '%s\n' "${crm[@]}" | median)
     T[$who,touch]=$(printf '%s\n' "${ctt[@]}" | median); M[$who,touch]=$(printf '%s\n' "${ctm[@]}" | median)
 done
-find_t=$( { /usr/bin/time -f "%e" find "$tree" -printf "" ; } 2>&1 )
+find_t=$( { /usr/bin/time -f "%e" find "$tree" -printf '%s\n' >/dev/null ; } 2>&1 )
 printf '\n%d files, %s runs each (medians); find stat walk: %ss\n\n' "$files" "$runs" "$find_t"
 printf '| operation | real csync2 | csync2-rs | speed-up | real RSS | ours RSS |\n|---|---|---|---|---|---|\n'
 for op in cIr cr touch; do

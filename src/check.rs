@@ -5,12 +5,12 @@ use crate::checktxt;
 use crate::config::Config;
 use crate::config::matcher::Class;
 use crate::db::Db;
+use crate::fasthash::FastMap;
+use crate::fsutil::{self, Stat};
 use crate::mark::{self, MarkOptions};
 use crate::paths::as_path;
 use crate::{Fatal, log, msg};
-use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 
 pub struct CheckOptions {
     /// `-I`: record files without marking them dirty
@@ -26,7 +26,7 @@ pub struct CheckOptions {
 #[derive(Default)]
 struct Pass {
     /// stored check texts of the subtree not yet visited by the walk
-    known: HashMap<Vec<u8>, Vec<u8>>,
+    known: FastMap<Vec<u8>, Vec<u8>>,
     /// new and changed files, applied after the removals (the real program
     /// records removals first); None: apply at once (nothing to remove)
     changes: Option<Vec<(Vec<u8>, Vec<u8>)>>,
@@ -37,7 +37,7 @@ pub struct Checker<'a> {
     db: &'a mut Db,
     opts: &'a CheckOptions,
     /// directories known not to be symlinks
-    plain_dirs: HashMap<Vec<u8>, bool>,
+    plain_dirs: FastMap<Vec<u8>, bool>,
     out: std::io::BufWriter<std::io::Stdout>,
 }
 
@@ -57,7 +57,7 @@ impl<'a> Checker<'a> {
             cfg,
             db,
             opts,
-            plain_dirs: HashMap::new(),
+            plain_dirs: FastMap::default(),
             out: std::io::BufWriter::new(std::io::stdout()),
         }
     }
@@ -91,7 +91,7 @@ impl<'a> Checker<'a> {
             }
         }
         let real = self.cfg.prefix_decode(name).map_err(Fatal::msg)?;
-        self.walk(&mut pass, name, &real, recursive)?;
+        self.walk(&mut pass, name, &real, recursive, None)?;
         if !self.opts.compare {
             self.removals(std::mem::take(&mut pass.known))?;
             for (file, text) in pass.changes.take().unwrap_or_default() {
@@ -129,7 +129,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Rows the walk did not visit: removed if gone or below a symlink.
-    fn removals(&mut self, leftover: HashMap<Vec<u8>, Vec<u8>>) -> Result<(), Fatal> {
+    fn removals(&mut self, leftover: FastMap<Vec<u8>, Vec<u8>>) -> Result<(), Fatal> {
         let mut rows: Vec<Vec<u8>> = leftover.into_keys().collect();
         // the real program goes through them in encoded-name order
         rows.sort_unstable_by_key(|n| crate::urlenc::encode(n));
@@ -164,12 +164,15 @@ impl<'a> Checker<'a> {
     }
 
     /// Returns whether the directory list (`-W`) should contain the parent.
+    /// `seen`: the lstat data (and symlink target) already read by the
+    /// parent's directory scan; None: stat here.
     fn walk(
         &mut self,
         pass: &mut Pass,
         name: &[u8],
         real: &[u8],
         recursive: bool,
+        seen: Option<(Stat, Option<Vec<u8>>)>,
     ) -> Result<bool, Fatal> {
         if recursive && name.first() != Some(&b'%') {
             for p in self.cfg.prefixes_at(real) {
@@ -182,15 +185,25 @@ impl<'a> Checker<'a> {
             log::debug(2, msg!("Don't check at all: ", name));
             return Ok(false);
         }
-        let meta = match std::fs::symlink_metadata(as_path(real)) {
-            Ok(m) => m,
-            // vanished (or never existed): a later check records the removal
-            Err(_) => return Ok(false),
+        let (st, target) = match seen {
+            Some(s) => s,
+            None => match fsutil::lstat(real) {
+                Ok(st) => {
+                    let t = if st.is_symlink() {
+                        fsutil::readlink(real)
+                    } else {
+                        None
+                    };
+                    (st, t)
+                }
+                // vanished (or never existed): a later check records the removal
+                Err(_) => return Ok(false),
+            },
         };
         if class == Class::Member {
-            self.record(pass, name, real, &meta)?;
+            self.record(pass, name, &st, target.as_deref())?;
         }
-        if recursive && meta.file_type().is_dir() {
+        if recursive && st.is_dir() {
             let relevant = self.walk_dir(pass, name, real)?;
             if (relevant || class == Class::Member)
                 && let Some(fd) = self.opts.dump_dir_fd
@@ -210,8 +223,8 @@ impl<'a> Checker<'a> {
                 "/* .."
             ),
         );
-        let rd = match std::fs::read_dir(as_path(real)) {
-            Ok(rd) => rd,
+        let mut entries = match fsutil::read_dir(real, |_| true) {
+            Ok(e) => e,
             Err(e) => {
                 log::error(msg!(
                     log::strerror(&e),
@@ -224,16 +237,14 @@ impl<'a> Checker<'a> {
                 return Ok(false);
             }
         };
-        let mut entries: Vec<Vec<u8>> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().as_bytes().to_vec())
-            .collect();
-        entries.sort_unstable();
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let mut relevant = false;
-        for e in entries.iter().rev() {
-            let child = join(name, e);
-            let child_real = join(real, e);
-            relevant |= self.walk(pass, &child, &child_real, true)?;
+        for e in entries.into_iter().rev() {
+            let child = join(name, &e.name);
+            let child_real = join(real, &e.name);
+            // an entry that vanished between the scan and the stat is skipped
+            let Some(st) = e.stat else { continue };
+            relevant |= self.walk(pass, &child, &child_real, true, Some((st, e.target)))?;
         }
         Ok(relevant)
     }
@@ -242,8 +253,8 @@ impl<'a> Checker<'a> {
         &mut self,
         pass: &mut Pass,
         name: &[u8],
-        real: &[u8],
-        meta: &std::fs::Metadata,
+        st: &Stat,
+        target: Option<&[u8]>,
     ) -> Result<(), Fatal> {
         if self.opts.compare {
             let _ = self.out.write_all(name);
@@ -251,7 +262,7 @@ impl<'a> Checker<'a> {
             return Ok(());
         }
         log::debug(2, msg!("Checking ", name, "."));
-        let text = checktxt::for_meta(as_path(real), meta, &self.cfg.ignore);
+        let text = checktxt::for_stat(st, target, &self.cfg.ignore);
         let stored = match pass.known.remove(name) {
             Some(t) => Some(t),
             // outside the preloaded range (e.g. a prefix root seen twice)

@@ -49,6 +49,9 @@ fn strtol2(a: u8, b: u8) -> u8 {
 /// Decodes as the real program does; a decoded NUL byte ends the string
 /// (it is a C string there).
 pub fn decode(s: &[u8]) -> Vec<u8> {
+    if !s.contains(&b'%') {
+        return s.to_vec();
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
