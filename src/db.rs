@@ -272,9 +272,10 @@ impl Db {
         Ok(())
     }
 
-    /// Begins a write transaction when batching.
+    /// Begins a write transaction (also with -B: then it spans one file's
+    /// statements, so a file row is never committed without its dirty rows).
     fn before_write(&mut self) -> Result<()> {
-        if self.batching && !self.in_tx {
+        if !self.in_tx {
             self.conn
                 .execute_batch("BEGIN")
                 .map_err(|e| db_error("Starting transaction", e, "BEGIN"))?;
@@ -290,7 +291,9 @@ impl Db {
     /// operations, so a crash never separates a file row from its dirty rows.
     pub fn checkpoint(&mut self) -> Result<()> {
         if self.in_tx
-            && (self.statements > 1000 || self.tx_start.elapsed() > Duration::from_secs(3))
+            && (!self.batching
+                || self.statements > 1000
+                || self.tx_start.elapsed() > Duration::from_secs(3))
         {
             self.commit()?;
         }
