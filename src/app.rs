@@ -38,18 +38,20 @@ fn fatal(f: &Fatal) -> i32 {
 }
 
 pub fn main(argv: &[OsString]) -> i32 {
-    let o = match cli::parse(argv) {
-        Parsed::KeyGen(file) => return keygen::generate(&file),
-        parsed => {
-            let sysdir = system_dir();
-            let lock = msg!(sysdir, "/csync2.lock");
-            if std::fs::symlink_metadata(paths::as_path(&lock)).is_ok() {
-                let mut out = std::io::stdout();
-                let _ = out.write_all(&msg!("Found ", lock, "\n"));
-                let _ = out.flush();
-                return 1;
-            }
-            match parsed {
+    if argv.len() == 3 && argv[1].as_bytes() == b"-k" {
+        return keygen::generate(argv[2].as_bytes());
+    }
+    let sysdir = system_dir();
+    let lock = msg!(sysdir, "/csync2.lock");
+    if std::fs::symlink_metadata(paths::as_path(&lock)).is_ok() {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&msg!("Found ", lock, "\n"));
+        let _ = out.flush();
+        return 1;
+    }
+    let o = {
+        {
+            match cli::parse(argv) {
                 Parsed::Run(o) => o,
                 Parsed::Usage(err) => {
                     if !err.is_empty() {
@@ -61,7 +63,8 @@ pub fn main(argv: &[OsString]) -> i32 {
                     return 1;
                 }
                 Parsed::Fatal(m) => {
-                    eprintln!("{m}");
+                    log::debug(0, m.as_bytes());
+                    log::end_stamp(false);
                     return 1;
                 }
                 Parsed::KeyGen(_) => unreachable!(),
@@ -101,22 +104,14 @@ pub fn run(o: &Options) -> i32 {
     }
     let myname = hostname(o.hostname.as_deref());
     let sysdir = system_dir();
-    if let Some(f) = &o.stamp_file
-        && let Err(e) = log::open_stamp_file(paths::as_path(f))
-    {
-        log::debug(
-            0,
-            msg!("Can't open timestanp file `", f, "': ", log::strerror(&e)),
-        );
-        return 1;
-    }
     log::start_stamp();
-    let code = run_configured(o, mode, &myname, &sysdir);
-    log::end_stamp();
+    let (code, completed) = run_configured(o, mode, &myname, &sysdir);
+    log::end_stamp(completed);
     code
 }
 
-fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 {
+/// Returns the exit code and whether the run got to its normal end.
+fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32, bool) {
     let myname = myname.to_vec();
     let sysdir = sysdir.to_vec();
 
@@ -126,7 +121,7 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     {
         log::debug(0, "Config names are limited to [a-z0-9]+.");
-        return 1;
+        return (1, false);
     }
     let cfg_path = if cfgname.is_empty() {
         msg!(sysdir, "/csync2.cfg")
@@ -156,7 +151,7 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 
             if let Some(d) = &e.detail {
                 log::debug(0, d.as_bytes());
             }
-            return 1;
+            return (1, false);
         }
     };
 
@@ -167,12 +162,18 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 
         .map(|d| String::from_utf8_lossy(&d).into_owned());
     let host_s = String::from_utf8_lossy(&myname).into_owned();
     let cfg_s = String::from_utf8_lossy(&cfgname).into_owned();
+    log::debug(2, msg!("My hostname is ", myname, "."));
+    log::debug(
+        2,
+        msg!(
+            "Database-File: ",
+            db::shown_name(dbspec.as_deref(), &host_s, Some(&cfg_s))
+        ),
+    );
     let loc = match db::resolve(dbspec.as_deref(), &host_s, Some(&cfg_s)) {
         Ok(l) => l,
-        Err(m) => return fatal(&Fatal::msg(m)),
+        Err(m) => return (fatal(&Fatal::msg(m)), false),
     };
-    log::debug(2, msg!("My hostname is ", myname, "."));
-    log::debug(2, msg!("Database-File: ", loc.shown()));
     if !cfg.is_member() {
         log::debug(
             0,
@@ -182,11 +183,11 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 
                 ") is not a member of any configured group."
             ),
         );
-        return 1;
+        return (1, false);
     }
     let mut db = match Db::open(&loc, cfg.lock_timeout, !o.no_batch, o.async_db) {
         Ok(d) => d,
-        Err(e) => return fatal(&e.into()),
+        Err(e) => return (fatal(&e.into()), false),
     };
 
     let result = dispatch(o, mode, &cfg, &mut db);
@@ -199,11 +200,11 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> i32 
         Ok(r) => r,
         Err(f) => {
             let _ = db.commit();
-            return fatal(&f);
+            return (fatal(&f), false);
         }
     };
     drop(db);
-    finish(code)
+    (finish(code), true)
 }
 
 fn finish(mode_result: i32) -> i32 {

@@ -176,7 +176,20 @@ pub fn parse(argv: &[OsString]) -> Parsed {
                         }
                         o.dump_dir_fd = Some(fd);
                     }
-                    b's' => o.stamp_file = Some(value),
+                    b's' => {
+                        // acted on during parsing, as the real getopt loop does
+                        use std::os::unix::ffi::OsStrExt;
+                        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&value));
+                        if let Err(e) = crate::log::open_stamp_file(path) {
+                            crate::log::start_stamp();
+                            return Parsed::Fatal(format!(
+                                "Can't open timestanp file `{}': {}",
+                                String::from_utf8_lossy(&value),
+                                crate::log::strerror(&e)
+                            ));
+                        }
+                        o.stamp_file = Some(value);
+                    }
                     b'p' => o.port = Some(value),
                     b'G' => o.only_groups = Some(value),
                     b'P' => o.only_peers = Some(value),
@@ -198,7 +211,11 @@ pub fn parse(argv: &[OsString]) -> Parsed {
                 b'B' => o.no_batch = true,
                 b'A' => o.async_db = true,
                 b'l' => o.syslog = true,
-                b't' => o.timestamps = true,
+                b't' => {
+                    // in effect at once: a failing -s after it is stamped
+                    o.timestamps = true;
+                    crate::log::set_timestamps(true);
+                }
                 _ if FLAGS.contains(&c) => {
                     if !set_mode(&mut o, c) {
                         bad_combination = true;

@@ -62,6 +62,21 @@ impl Location {
     }
 }
 
+/// The database string as `-vv` shows it (before a directory is expanded).
+pub fn shown_name(value: Option<&str>, host: &str, cfgname: Option<&str>) -> String {
+    let v = value.unwrap_or("");
+    if v.is_empty() || v.starts_with('/') {
+        let base = match cfgname {
+            Some(c) if !c.is_empty() => format!("{host}_{c}"),
+            _ => host.to_string(),
+        };
+        let dir = if v.is_empty() { DEFAULT_DB_DIR } else { v };
+        format!("sqlite3://{dir}/{base}.db3")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Resolves `-D` / `database` into a location; Err is a fatal message.
 pub fn resolve(
     value: Option<&str>,
@@ -129,6 +144,8 @@ pub struct Db {
     batching: bool,
     in_tx: bool,
     statements: u32,
+    /// statements since the database was opened
+    total: u64,
     tx_start: Instant,
 }
 
@@ -230,16 +247,23 @@ impl Db {
         BUSY_LIMIT.store(limit.max(0) as u32, Ordering::Relaxed);
         conn.busy_handler(Some(busy_handler))
             .map_err(|e| db_error("Setting busy handler", e, ""))?;
-        // Touch the file so an unusable path fails here, as the C open does.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::DatabaseBusy =>
-                {
-                    db_error("", e, "")
+        // SQLite opens lazily: a bad path shows up at the first statement.
+        // Other failures (e.g. not a database) surface, as in the real
+        // program, when the schema is created.
+        if let Err(rusqlite::Error::SqliteFailure(f, _)) =
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        {
+            match f.code {
+                rusqlite::ErrorCode::CannotOpen => return Err(fail()),
+                rusqlite::ErrorCode::DatabaseBusy => {
+                    return Err(DbError(
+                        "Database backend is exceedingly busy => Terminating (requesting retry)."
+                            .to_string(),
+                    ));
                 }
-                _ => fail(),
-            })?;
+                _ => {}
+            }
+        }
         if async_writes {
             conn.execute_batch("PRAGMA synchronous = OFF")
                 .map_err(|e| db_error("PRAGMA", e, "PRAGMA synchronous = OFF"))?;
@@ -249,6 +273,7 @@ impl Db {
             batching,
             in_tx: false,
             statements: 0,
+            total: 0,
             tx_start: Instant::now(),
         };
         db.ensure_schema()?;
@@ -284,6 +309,7 @@ impl Db {
             self.tx_start = Instant::now();
         }
         self.statements += 1;
+        self.total += 1;
         Ok(())
     }
 
@@ -292,6 +318,8 @@ impl Db {
     pub fn checkpoint(&mut self) -> Result<()> {
         if self.in_tx
             && (!self.batching
+                // the real program runs its first 50 statements unbatched
+                || self.total <= 50
                 || self.statements > 1000
                 || self.tx_start.elapsed() > Duration::from_secs(3))
         {

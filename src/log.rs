@@ -128,7 +128,16 @@ pub fn error(msg: impl AsRef<[u8]>) {
 /// C's strerror text for an I/O error.
 pub fn strerror(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        Some(code) => {
+            // glibc's own wording (nix's table differs for some codes)
+            let p = unsafe { libc::strerror(code) };
+            if p.is_null() {
+                return e.to_string();
+            }
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        }
         None => e.to_string(),
     }
 }
@@ -201,8 +210,8 @@ pub fn start_stamp() {
     }
 }
 
-/// `TIMESTAMP: …` and `TOTALTIME: H:MM:SS` at the end.
-pub fn end_stamp() {
+/// `TIMESTAMP: …` and (after a normal run) `TOTALTIME: H:MM:SS` at the end.
+pub fn end_stamp(total: bool) {
     if !stamps_wanted() {
         return;
     }
@@ -212,6 +221,9 @@ pub fn end_stamp() {
         .map(|s| s.elapsed().as_secs())
         .unwrap_or(0);
     stamp_line(&format!("TIMESTAMP: {}", timestamp_text()));
+    if !total {
+        return;
+    }
     stamp_line(&format!(
         "TOTALTIME: {}:{:02}:{:02}",
         secs / 3600,
