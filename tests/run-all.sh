@@ -14,4 +14,13 @@ if ! [ -x /usr/sbin/csync2 ]; then
 fi
 # the Debian package enables an inetd entry for csync2; tests never use it
 cargo build --release --quiet
-cargo test --release --no-fail-fast 2>&1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# one closing line with the totals of every test binary
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\n%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
