@@ -80,7 +80,6 @@ fn network_mode_name(mode: Mode) -> Option<&'static str> {
         Mode::CheckUpdate => Some("-c -u"),
         Mode::Simple => Some("-x"),
         Mode::Test { .. } => Some("-T"),
-        Mode::Server(_) => Some("-i"),
         _ => None,
     }
 }
@@ -105,23 +104,38 @@ pub fn run(o: &Options) -> i32 {
     let myname = hostname(o.hostname.as_deref());
     let sysdir = system_dir();
     log::start_stamp();
+    if let Mode::Server(n) = mode {
+        // the config is read per connection, after the client's CONFIG
+        let code = match n {
+            1 => crate::server::run_inetd(o, &myname),
+            n => crate::server::run_standalone(o, &myname, n == 3),
+        };
+        log::end_stamp(true);
+        return code;
+    }
     let (code, completed) = run_configured(o, mode, &myname, &sysdir);
     log::end_stamp(completed);
     code
 }
 
-/// Returns the exit code and whether the run got to its normal end.
-fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32, bool) {
-    let myname = myname.to_vec();
-    let sysdir = sysdir.to_vec();
+/// Loading the config or the database failed; the message was printed.
+#[derive(Debug)]
+pub struct LoadFailed;
 
-    let cfgname = o.cfgname.clone().unwrap_or_default();
+/// Reads the config named `cfgname` and opens its database, printing any
+/// fatal error; Err means "exit 1" (config.md §1.4, cli.md §1 steps 10–13).
+pub fn load(
+    o: &Options,
+    myname: &[u8],
+    sysdir: &[u8],
+    cfgname: &[u8],
+) -> Result<(Config, Db), LoadFailed> {
     if !cfgname
         .iter()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     {
         log::debug(0, "Config names are limited to [a-z0-9]+.");
-        return (1, false);
+        return Err(LoadFailed);
     }
     let cfg_path = if cfgname.is_empty() {
         msg!(sysdir, "/csync2.cfg")
@@ -132,8 +146,8 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32
     let only_groups = o.only_groups.as_deref().map(cli::split_list);
     let only_peers = o.only_peers.as_deref().map(cli::split_list);
     let popts = ParseOptions {
-        myhostname: &myname,
-        sysdir: paths::as_path(&sysdir),
+        myhostname: myname,
+        sysdir: paths::as_path(sysdir),
         only_groups: only_groups.as_deref(),
         only_peers: only_peers.as_deref(),
     };
@@ -151,7 +165,7 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32
             if let Some(d) = &e.detail {
                 log::debug(0, d.as_bytes());
             }
-            return (1, false);
+            return Err(LoadFailed);
         }
     };
 
@@ -160,8 +174,8 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32
         .clone()
         .or_else(|| cfg.database.clone())
         .map(|d| String::from_utf8_lossy(&d).into_owned());
-    let host_s = String::from_utf8_lossy(&myname).into_owned();
-    let cfg_s = String::from_utf8_lossy(&cfgname).into_owned();
+    let host_s = String::from_utf8_lossy(myname).into_owned();
+    let cfg_s = String::from_utf8_lossy(cfgname).into_owned();
     log::debug(2, msg!("My hostname is ", myname, "."));
     log::debug(
         2,
@@ -172,7 +186,10 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32
     );
     let loc = match db::resolve(dbspec.as_deref(), &host_s, Some(&cfg_s)) {
         Ok(l) => l,
-        Err(m) => return (fatal(&Fatal::msg(m)), false),
+        Err(m) => {
+            fatal(&Fatal::msg(m));
+            return Err(LoadFailed);
+        }
     };
     if !cfg.is_member() {
         log::debug(
@@ -183,13 +200,23 @@ fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32
                 ") is not a member of any configured group."
             ),
         );
-        return (1, false);
+        return Err(LoadFailed);
     }
-    let mut db = match Db::open(&loc, cfg.lock_timeout, !o.no_batch, o.async_db) {
-        Ok(d) => d,
-        Err(e) => return (fatal(&e.into()), false),
-    };
+    match Db::open(&loc, cfg.lock_timeout, !o.no_batch, o.async_db) {
+        Ok(d) => Ok((cfg, d)),
+        Err(e) => {
+            fatal(&e.into());
+            Err(LoadFailed)
+        }
+    }
+}
 
+/// Returns the exit code and whether the run got to its normal end.
+fn run_configured(o: &Options, mode: Mode, myname: &[u8], sysdir: &[u8]) -> (i32, bool) {
+    let cfgname = o.cfgname.clone().unwrap_or_default();
+    let Ok((cfg, mut db)) = load(o, myname, sysdir, &cfgname) else {
+        return (1, false);
+    };
     let result = dispatch(o, mode, &cfg, &mut db);
     let result = result.and_then(|r| {
         action::run_pending(&mut db)?;

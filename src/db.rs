@@ -514,6 +514,47 @@ impl Db {
         Ok(())
     }
 
+    /// Any dirty row for this file, towards any peer.
+    pub fn is_dirty(&self, name: &[u8]) -> Result<bool> {
+        let v = self.query(
+            "Checking for dirty entry",
+            "SELECT 1 FROM dirty WHERE filename = ?1 LIMIT 1",
+            &[&Txt(&encode(name))],
+            |_| Ok(()),
+        )?;
+        Ok(!v.is_empty())
+    }
+
+    /// FLUSH: forget the file's dirty rows towards every peer.
+    pub fn delete_dirty_all(&mut self, name: &[u8]) -> Result<()> {
+        self.exec(
+            "Flushing dirty entries",
+            "DELETE FROM dirty WHERE filename = ?1",
+            &[&Txt(&encode(name))],
+        )?;
+        Ok(())
+    }
+
+    /// File rows as stored (encoded checktxt, encoded filename), ordered by
+    /// the encoded name; one file or all (LIST).
+    pub fn file_rows_raw(&self, name: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let map = |r: &rusqlite::Row| Ok((bytes(r, 0)?, bytes(r, 1)?));
+        match name {
+            Some(n) => self.query(
+                "DB Dump - Files for sync pair",
+                "SELECT checktxt, filename FROM file WHERE filename = ?1 ORDER BY filename",
+                &[&Txt(&encode(n))],
+                map,
+            ),
+            None => self.query(
+                "DB Dump - Files for sync pair",
+                "SELECT checktxt, filename FROM file ORDER BY filename",
+                &[],
+                map,
+            ),
+        }
+    }
+
     /// Deletes a dirty row by its stored (possibly odd) encoded values.
     pub fn delete_dirty_raw(&mut self, name_enc: &[u8], peer_enc: &[u8]) -> Result<()> {
         self.exec(

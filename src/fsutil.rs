@@ -192,3 +192,57 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// Some directory component of `real` after the first `root` bytes is a
+/// symlink (the walk and the server never follow symlinked directories).
+pub fn under_symlink(real: &[u8], root: usize) -> bool {
+    let mut i = root.max(1);
+    while let Some(off) = real[i..].iter().position(|&b| b == b'/') {
+        let end = i + off;
+        if end > 0 {
+            match lstat(&real[..end]) {
+                Ok(st) if st.is_symlink() => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        i = end + 1;
+    }
+    false
+}
+
+/// Length of the prefix root inside the real path of a `%name%…` logical
+/// name (0 for plain paths): components below it are checked for symlinks.
+pub fn prefix_root_len(logical: &[u8], real: &[u8]) -> usize {
+    if logical.first() != Some(&b'%') {
+        return 0;
+    }
+    match logical[1..].iter().position(|&b| b == b'%') {
+        Some(p) => real.len().saturating_sub(logical.len() - (p + 2)),
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod symlink_tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn finds_symlinked_directories() {
+        let d = std::env::temp_dir().join(format!("c2sym{}", std::process::id()));
+        std::fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let base = d.as_os_str().as_bytes().to_vec();
+        let p = |s: &str| [base.clone(), s.as_bytes().to_vec()].concat();
+        assert!(!under_symlink(&p("/real/sub/f"), 0));
+        assert!(under_symlink(&p("/link/sub/f"), 0));
+        // the last component itself does not count
+        assert!(!under_symlink(&p("/link"), 0));
+        assert_eq!(
+            prefix_root_len(b"%p%/sub/f", &p("/real/sub/f")),
+            p("/real").len()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

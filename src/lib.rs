@@ -19,6 +19,8 @@ pub mod listing;
 pub mod log;
 pub mod mark;
 pub mod paths;
+pub mod protocol;
+pub mod server;
 pub mod urlenc;
 
 /// A fatal error: its message is printed and the program exits 1.

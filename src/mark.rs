@@ -22,6 +22,19 @@ pub fn mark(
     only: Option<&[u8]>,
 ) -> Result<(), Fatal> {
     action::schedule(cfg, db, name, via.is_none())?;
+    mark_dirty(cfg, db, opts, name, via, only)
+}
+
+/// Marks without scheduling actions: for a server refusing an update
+/// (the real one runs actions then, although nothing changed: state.md Q8).
+pub fn mark_dirty(
+    cfg: &Config,
+    db: &mut Db,
+    opts: &MarkOptions,
+    name: &[u8],
+    via: Option<&[u8]>,
+    only: Option<&[u8]>,
+) -> Result<(), Fatal> {
     let peers = cfg.peers_of(name, via);
     if peers.is_empty() {
         log::debug(

@@ -1,0 +1,205 @@
+//! A buffered protocol connection over any byte stream: lines, status
+//! lines and `octet-stream` blobs (protocol.md §1.4, §1.7).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+/// Anything a session runs over: TCP, stdin/stdout, TLS.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// The server's line limit: 16384 bytes including the NUL.
+pub const SERVER_LINE_MAX: usize = 16383;
+
+#[derive(Debug)]
+pub enum ConnError {
+    Io(io::Error),
+    /// the peer closed the connection
+    Closed,
+    /// a line longer than the limit
+    TooLong,
+    /// something else where an `octet-stream` header belongs
+    Format,
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> ConnError {
+        ConnError::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ConnError>;
+
+pub struct Conn {
+    inner: BufReader<Box<dyn Stream>>,
+    /// `-vvv` trace prefix: "Local" / "Peer"
+    trace: bool,
+}
+
+/// `\n`, `\r` and other control bytes as `\ooo`, as the real trace does.
+fn trace_text(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    for &c in b {
+        if c < 0x20 || c == 0x7f {
+            out.extend_from_slice(format!("\\{c:03o}").as_bytes());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Conn {
+    pub fn new(stream: Box<dyn Stream>) -> Conn {
+        Conn {
+            inner: BufReader::with_capacity(64 * 1024, stream),
+            trace: crate::log::enabled(3),
+        }
+    }
+
+    /// Gives the stream back (for the TLS upgrade). Buffered bytes would be
+    /// lost, so this is only valid right after a reply to `SSL`.
+    pub fn into_stream(self) -> Box<dyn Stream> {
+        self.inner.into_inner()
+    }
+
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+
+    fn trace_out(&self, data: &[u8]) {
+        if self.trace {
+            crate::log::raw_stderr(&crate::msg!("Local> ", trace_text(data)));
+        }
+    }
+
+    fn trace_in(&self, data: &[u8]) {
+        if self.trace {
+            crate::log::raw_stderr(&crate::msg!("Peer> ", trace_text(data)));
+        }
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        self.trace_out(data);
+        self.inner.get_mut().write_all(data)?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.inner.get_mut().flush()?;
+        Ok(())
+    }
+
+    /// Writes and flushes one line (adds the LF).
+    pub fn send_line(&mut self, line: &str) -> Result<()> {
+        let mut v = Vec::with_capacity(line.len() + 1);
+        v.extend_from_slice(line.as_bytes());
+        v.push(b'\n');
+        self.write_all(&v)?;
+        self.flush()
+    }
+
+    /// Writes and flushes an already terminated command.
+    pub fn send(&mut self, data: &[u8]) -> Result<()> {
+        self.write_all(data)?;
+        self.flush()
+    }
+
+    /// Reads one line without its LF. None: EOF before any byte.
+    pub fn read_line_opt(&mut self, max: usize) -> Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        loop {
+            let buf = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if buf.is_empty() {
+                if line.is_empty() {
+                    return Ok(None);
+                }
+                // EOF inside a line
+                return Err(ConnError::Closed);
+            }
+            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            line.extend_from_slice(&buf[..take]);
+            self.inner.consume(take);
+            if line.len() > max + 1 || (!done && line.len() > max) {
+                return Err(ConnError::TooLong);
+            }
+            if done {
+                line.pop();
+                self.trace_in(&crate::msg!(line, "\n"));
+                return Ok(Some(line));
+            }
+        }
+    }
+
+    pub fn read_line(&mut self, max: usize) -> Result<Vec<u8>> {
+        self.read_line_opt(max)?.ok_or(ConnError::Closed)
+    }
+
+    /// A status line; empty lines are skipped (protocol.md Q17).
+    pub fn read_status(&mut self) -> Result<Vec<u8>> {
+        loop {
+            let l = self.read_line(4095)?;
+            if !l.is_empty() {
+                return Ok(l);
+            }
+        }
+    }
+
+    pub fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ConnError::Closed
+            } else {
+                ConnError::Io(e)
+            }
+        })
+    }
+
+    /// Reads an `octet-stream N` blob. Ok(None) for `-1` / `ERROR`.
+    pub fn read_blob(&mut self) -> Result<Option<Vec<u8>>> {
+        let header = self.read_line(99)?;
+        if header == b"ERROR" {
+            return Ok(None);
+        }
+        let n = header
+            .strip_prefix(b"octet-stream ")
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.trim().parse::<i64>().ok())
+            .ok_or(ConnError::Format)?;
+        if n < 0 {
+            return Ok(None);
+        }
+        let mut data = Vec::new();
+        let mut limited = (&mut self.inner).take(n as u64);
+        limited.read_to_end(&mut data)?;
+        if data.len() as i64 != n {
+            return Err(ConnError::Closed);
+        }
+        Ok(Some(data))
+    }
+
+    /// Sends `octet-stream N` and the bytes.
+    pub fn send_blob(&mut self, data: &[u8]) -> Result<()> {
+        self.write_all(format!("octet-stream {}\n", data.len()).as_bytes())?;
+        self.inner.get_mut().write_all(data)?;
+        self.flush()
+    }
+
+    /// Sends `octet-stream -1` (no data).
+    pub fn send_blob_error(&mut self) -> Result<()> {
+        self.write_all(b"octet-stream -1\n")?;
+        self.flush()
+    }
+
+    /// Reads everything until EOF (TYPE).
+    pub fn read_to_end(&mut self, out: &mut impl Write) -> Result<()> {
+        io::copy(&mut self.inner, out)?;
+        Ok(())
+    }
+}

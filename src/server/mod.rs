@@ -1,0 +1,283 @@
+//! The server: `-i` (one session on stdin/stdout, as inetd or systemd
+//! socket activation start it), `-ii` (listen, one forked process per
+//! connection, as the real daemon) and `-iii` (one connection, then exit)
+//! (cli.md §10, protocol.md §1.1–§1.3).
+
+pub mod session;
+
+use crate::cli::Options;
+use crate::protocol::conn::{Conn, ConnError, SERVER_LINE_MAX, Stream};
+use crate::protocol::{self, codec};
+use crate::{app, log, msg};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::io::FromRawFd;
+
+/// The other end of a session.
+pub struct Peer {
+    /// None: unknown (a pipe without SSH_CLIENT)
+    pub addr: Option<IpAddr>,
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+impl Peer {
+    /// HELLO: a forward lookup of `name` must give the source address.
+    pub fn resolves_to(&self, name: &[u8]) -> bool {
+        let Some(addr) = self.addr else { return false };
+        let Ok(name) = std::str::from_utf8(name) else {
+            return false;
+        };
+        let addr = canonical(addr);
+        match (name, 0u16).to_socket_addrs() {
+            Ok(addrs) => addrs.into_iter().any(|a| canonical(a.ip()) == addr),
+            Err(_) => false,
+        }
+    }
+}
+
+/// stdin/stdout as one stream (inetd mode); the fds stay open afterwards.
+struct Stdio {
+    input: std::mem::ManuallyDrop<std::fs::File>,
+    output: std::mem::ManuallyDrop<std::fs::File>,
+}
+
+impl Read for Stdio {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for Stdio {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.output.flush()
+    }
+}
+
+fn stdin_peer() -> Peer {
+    // a socket: its peer address; a pipe: SSH_CLIENT's first field
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let r =
+        unsafe { libc::getpeername(0, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) };
+    if r == 0 {
+        let addr = match ss.ss_family as i32 {
+            libc::AF_INET => {
+                let sin: &libc::sockaddr_in =
+                    unsafe { &*(&ss as *const _ as *const libc::sockaddr_in) };
+                Some(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ))
+            }
+            libc::AF_INET6 => {
+                let sin6: &libc::sockaddr_in6 =
+                    unsafe { &*(&ss as *const _ as *const libc::sockaddr_in6) };
+                Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+            }
+            _ => None,
+        };
+        return Peer { addr };
+    }
+    let addr = std::env::var("SSH_CLIENT")
+        .ok()
+        .and_then(|v| v.split(' ').next().and_then(|a| a.parse().ok()));
+    Peer { addr }
+}
+
+/// `-i`: one session on stdin/stdout.
+pub fn run_inetd(o: &Options, myname: &[u8]) -> i32 {
+    let peer = stdin_peer();
+    let stream = Stdio {
+        input: std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) }),
+        output: std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) }),
+    };
+    serve(o, myname, Box::new(stream), &peer)
+}
+
+fn bind(o: &Options, myname: &[u8], port: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let addrs: Vec<SocketAddr> = match &o.hostname {
+        Some(n) => (String::from_utf8_lossy(n).as_ref(), port_number(port)?)
+            .to_socket_addrs()?
+            .collect(),
+        None => vec![
+            SocketAddr::from(([0u16; 8], port_number(port)?)),
+            SocketAddr::from(([0u8; 4], port_number(port)?)),
+        ],
+    };
+    let mut last = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+    for a in addrs {
+        let sock = Socket::new(Domain::for_address(a), Type::STREAM, None)?;
+        sock.set_reuse_address(true)?;
+        if a.is_ipv6() {
+            let _ = sock.set_only_v6(false);
+        }
+        match sock.bind(&a.into()).and_then(|_| sock.listen(5)) {
+            Ok(()) => {
+                if o.hostname.is_some() {
+                    log::debug(1, msg!("Listening on ", a.to_string(), " as ", myname, "."));
+                }
+                return Ok(sock.into());
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The port as a number (a service name is looked up in /etc/services).
+pub fn port_number(port: &str) -> std::io::Result<u16> {
+    if let Ok(n) = port.parse() {
+        return Ok(n);
+    }
+    let name = std::ffi::CString::new(port).unwrap_or_default();
+    let proto = c"tcp";
+    let ent = unsafe { libc::getservbyname(name.as_ptr(), proto.as_ptr()) };
+    if ent.is_null() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("unknown port '{port}'"),
+        ));
+    }
+    Ok(u16::from_be(unsafe { (*ent).s_port } as u16))
+}
+
+/// `-ii` (fork per connection) and `-iii` (one connection).
+pub fn run_standalone(o: &Options, myname: &[u8], once: bool) -> i32 {
+    let port = o
+        .port
+        .as_deref()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| "30865".to_string());
+    let listener = match bind(o, myname, &port) {
+        Ok(l) => l,
+        Err(e) => {
+            log::debug(0, format!("Server error: {}", log::strerror(&e)));
+            return 1;
+        }
+    };
+    println!("Csync2 daemon running. Waiting for connections.");
+    let _ = std::io::stdout().flush();
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    if !once {
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    }
+    loop {
+        let (stream, addr) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::debug(0, format!("Server error: {}", log::strerror(&e)));
+                return 1;
+            }
+        };
+        if once {
+            drop(listener);
+            return connection(o, myname, stream, addr);
+        }
+        match unsafe { libc::fork() } {
+            0 => {
+                drop(listener);
+                unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+                std::process::exit(connection(o, myname, stream, addr));
+            }
+            -1 => log::debug(
+                0,
+                format!(
+                    "Server error: {}",
+                    log::strerror(&std::io::Error::last_os_error())
+                ),
+            ),
+            _ => drop(stream),
+        }
+    }
+}
+
+fn connection(o: &Options, myname: &[u8], stream: TcpStream, addr: SocketAddr) -> i32 {
+    log::set_pid_prefix(true);
+    let _ = stream.set_nodelay(true);
+    log::debug(1, format!("New connection from {addr}."));
+    let peer = Peer {
+        addr: Some(addr.ip()),
+    };
+    serve(o, myname, Box::new(stream), &peer)
+}
+
+/// The pre-session phase (SSL, CONFIG), then the session. Returns the exit
+/// code of the serving process.
+fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i32 {
+    let mut conn = Conn::new(stream);
+    let tls = false;
+    let line = match conn.read_line_opt(SERVER_LINE_MAX) {
+        Ok(Some(l)) => l,
+        Ok(None) => return 0,
+        Err(ConnError::TooLong) => {
+            log::debug(
+                0,
+                "Received line too long for buffer size (16384), giving up.",
+            );
+            return 1;
+        }
+        Err(_) => return 0,
+    };
+    let toks = codec::tokenize(&line).unwrap_or_default();
+    let word = toks
+        .first()
+        .map(|t| t.to_ascii_uppercase())
+        .unwrap_or_default();
+    if word == b"SSL" {
+        let _ = conn.send_line("This csync2 server is built without SSL support.");
+        log::debug(
+            0,
+            "SSL requested, but TLS is not implemented in this build yet.",
+        );
+        return 0;
+    }
+    if word != b"CONFIG" {
+        let _ = conn.send_line(protocol::ERR_PRE_SESSION);
+        return 0;
+    }
+    let cfgname = toks
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| o.cfgname.clone().unwrap_or_default());
+    if !cfgname
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        let _ = conn.send_line(protocol::ERR_CONFIG_NAME);
+        return 0;
+    }
+    let sysdir = app::system_dir();
+    let Ok((mut cfg, mut db)) = app::load(o, myname, &sysdir, &cfgname) else {
+        return 1;
+    };
+    if conn.send_line(protocol::OK_FINISHED).is_err() {
+        return 0;
+    }
+    let end = session::Session::new(&mut cfg, &mut db, &mut conn, peer, tls).run();
+    drop(conn);
+    let code = match end {
+        session::End::Normal => 0,
+        session::End::Fatal => 1,
+    };
+    let done = crate::action::run_pending(&mut db).and_then(|_| db.commit().map_err(Into::into));
+    if let Err(f) = done {
+        log::debug(0, &f.0);
+        return 1;
+    }
+    code
+}
