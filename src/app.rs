@@ -76,9 +76,6 @@ pub fn main(argv: &[OsString]) -> i32 {
 
 fn network_mode_name(mode: Mode) -> Option<&'static str> {
     match mode {
-        Mode::Update => Some("-u"),
-        Mode::CheckUpdate => Some("-c -u"),
-        Mode::Simple => Some("-x"),
         Mode::Test { .. } => Some("-T"),
         _ => None,
     }
@@ -332,8 +329,77 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
             cleanup::remove_stale(cfg, db)?;
             Ok(0)
         }
-        Mode::Update | Mode::CheckUpdate | Mode::Simple | Mode::Test { .. } | Mode::Server(_) => {
-            unreachable!("network modes are refused before the config is read")
+        Mode::Update | Mode::CheckUpdate | Mode::Simple => {
+            let copts = CheckOptions {
+                init: o.init,
+                compare: false,
+                mark: MarkOptions {
+                    force_new: o.force_new,
+                },
+                dump_dir_fd: o.dump_dir_fd,
+            };
+            let args = reals();
+            match mode {
+                Mode::Simple if args.is_empty() => {
+                    // -x without files: always a recursive check of `/`
+                    Checker::new(cfg, db, &copts).check_real(b"/", true)?;
+                }
+                Mode::Simple => {
+                    let mut checker = Checker::new(cfg, db, &copts);
+                    for real in &args {
+                        warn_useless(cfg, real, o.recursive, false);
+                        checker.check_real(real, o.recursive)?;
+                    }
+                }
+                Mode::CheckUpdate if args.is_empty() => {
+                    let hints = db.hints()?;
+                    let mut checker = Checker::new(cfg, db, &copts);
+                    let mut done = Vec::new();
+                    for (name, recursive, raw, rec) in hints.into_iter().rev() {
+                        checker.check_real(&name, recursive)?;
+                        done.push((raw, rec));
+                    }
+                    drop(checker);
+                    for (raw, rec) in done {
+                        db.delete_hint(&raw, &rec)?;
+                    }
+                }
+                Mode::CheckUpdate => {
+                    let mut checker = Checker::new(cfg, db, &copts);
+                    for real in &args {
+                        warn_useless(cfg, real, o.recursive, false);
+                        checker.check_real(real, o.recursive)?;
+                    }
+                }
+                _ => {
+                    for real in &args {
+                        warn_useless(cfg, real, o.recursive, false);
+                    }
+                }
+            }
+            db.commit()?;
+            let port = o
+                .port
+                .as_deref()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_else(|| "30865".to_string());
+            let uopts = crate::update::UpdateOptions {
+                dry_run: o.dry_run,
+                recursive: o.recursive,
+                only_peers: o.only_peers.as_deref().map(cli::split_list),
+                args,
+                client: crate::client::ClientOptions {
+                    bind_name: o.hostname.as_deref(),
+                    port,
+                    cfgname: o.cfgname.as_deref().unwrap_or_default(),
+                    groups: o.only_groups.as_deref(),
+                },
+            };
+            crate::update::update(cfg, db, &uopts)?;
+            Ok(0)
+        }
+        Mode::Test { .. } | Mode::Server(_) => {
+            unreachable!("handled before the config is read")
         }
     }
 }

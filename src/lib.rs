@@ -9,6 +9,7 @@ pub mod check;
 pub mod checktxt;
 pub mod cleanup;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod fasthash;
@@ -21,6 +22,7 @@ pub mod mark;
 pub mod paths;
 pub mod protocol;
 pub mod server;
+pub mod update;
 pub mod urlenc;
 
 /// A fatal error: its message is printed and the program exits 1.

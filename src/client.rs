@@ -1,0 +1,139 @@
+//! Opening a session to a peer (protocol.md §1.1, §1.3): connect (bound to
+//! the `-N` address), CONFIG, GROUP, and lazy HELLO.
+
+use crate::config::Config;
+use crate::fnmatch::{Flags, fnmatch};
+use crate::protocol::conn::{Conn, ConnError};
+use crate::protocol::{self, codec};
+use crate::{log, msg};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+
+pub struct ClientOptions<'a> {
+    /// `-N`: bind outgoing sockets to this name's address
+    pub bind_name: Option<&'a [u8]>,
+    pub port: String,
+    pub cfgname: &'a [u8],
+    /// `-G`
+    pub groups: Option<&'a [u8]>,
+}
+
+/// Plain text towards `peer` when a `nossl FROM TO;` rule allows it.
+pub fn plain_allowed(cfg: &Config, peer: &[u8]) -> bool {
+    cfg.nossl.iter().any(|(from, to)| {
+        fnmatch(from, &cfg.myhostname, Flags::NONE) && fnmatch(to, peer, Flags::NONE)
+    })
+}
+
+fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let port = crate::server::port_number(&opts.port).ok()?;
+    let name = String::from_utf8_lossy(peer).into_owned();
+    let addrs: Vec<SocketAddr> = (name.as_str(), port).to_socket_addrs().ok()?.collect();
+    for a in addrs {
+        let Ok(sock) = Socket::new(Domain::for_address(a), Type::STREAM, None) else {
+            continue;
+        };
+        if let Some(bn) = opts.bind_name {
+            let bname = String::from_utf8_lossy(bn).into_owned();
+            let bound = (bname.as_str(), 0u16)
+                .to_socket_addrs()
+                .ok()
+                .into_iter()
+                .flatten()
+                .filter(|b| b.is_ipv4() == a.is_ipv4())
+                .find(|b| sock.bind(&(*b).into()).is_ok());
+            match bound {
+                Some(b) => log::debug(1, msg!("Bound to ", b.to_string(), " as ", bn, ".")),
+                None => log::debug(1, msg!("Local socket bind() to ", bn, " failed; ignored.")),
+            }
+        }
+        log::debug(1, msg!("Connect to ", a.to_string(), " (", peer, ")."));
+        if sock.connect(&a.into()).is_ok() {
+            let s: TcpStream = sock.into();
+            let _ = s.set_nodelay(true);
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// A live session with one peer.
+pub struct Session {
+    pub conn: Conn,
+    /// the name sent in the last successful HELLO
+    hello: Option<Vec<u8>>,
+}
+
+/// Why a session could not be opened (the caller prints the standard lines).
+#[derive(Debug)]
+pub enum OpenError {
+    Connect,
+    Config,
+    Group,
+    Tls(String),
+}
+
+pub fn open(cfg: &Config, peer: &[u8], opts: &ClientOptions) -> Result<Session, OpenError> {
+    let plain = plain_allowed(cfg, peer);
+    log::debug(
+        1,
+        msg!(
+            "Connecting to host ",
+            peer,
+            if plain { " (PLAIN) ..." } else { " (SSL) ..." }
+        ),
+    );
+    if !plain {
+        return Err(OpenError::Tls(
+            "SSL is needed towards this peer (no nossl rule), but TLS is not implemented in this build yet.".to_string(),
+        ));
+    }
+    let stream = connect_tcp(peer, opts).ok_or(OpenError::Connect)?;
+    let mut conn = Conn::new(Box::new(stream));
+    let ok = |conn: &mut Conn, line: Vec<u8>| -> bool {
+        conn.send(&line).is_ok()
+            && matches!(conn.read_status(), Ok(s) if protocol::classify(&s) == protocol::Status::Ok)
+    };
+    if !ok(&mut conn, codec::command("CONFIG", &[opts.cfgname])) {
+        log::debug(0, "Config command failed.");
+        return Err(OpenError::Config);
+    }
+    if let Some(g) = opts.groups
+        && !ok(&mut conn, codec::command("GROUP", &[g]))
+    {
+        log::debug(0, "Group command failed.");
+        return Err(OpenError::Group);
+    }
+    Ok(Session { conn, hello: None })
+}
+
+impl Session {
+    /// Sends HELLO when the identity changes. Ok(false): refused.
+    pub fn identify(&mut self, myname: &[u8]) -> Result<bool, ConnError> {
+        if self.hello.as_deref() == Some(myname) {
+            return Ok(true);
+        }
+        self.conn.send(&codec::command("HELLO", &[myname]))?;
+        let st = self.conn.read_status()?;
+        if protocol::classify(&st) == protocol::Status::Ok {
+            self.hello = Some(myname.to_vec());
+            Ok(true)
+        } else {
+            self.hello = None;
+            Ok(false)
+        }
+    }
+
+    /// Sends a command and reads its status line.
+    pub fn request(&mut self, line: &[u8]) -> Result<Vec<u8>, ConnError> {
+        self.conn.send(line)?;
+        self.conn.read_status()
+    }
+
+    /// BYE and close; the answer is ignored.
+    pub fn close(mut self) {
+        if self.conn.send(b"BYE\n").is_ok() {
+            let _ = self.conn.read_status();
+        }
+    }
+}

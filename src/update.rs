@@ -1,0 +1,635 @@
+//! Pushing dirty files to peers: `-u`, the update half of `-x` and `-c -u`
+//! (state.md §4, protocol.md §3).
+
+use crate::checktxt;
+use crate::client::{self, ClientOptions, OpenError};
+use crate::config::Config;
+use crate::config::matcher::is_at_or_below;
+use crate::db::{Db, DirtyRow};
+use crate::fsutil::{self, Stat};
+use crate::mark::{self, MarkOptions};
+use crate::protocol::conn::ConnError;
+use crate::protocol::{self, Status, codec, delta};
+use crate::urlenc;
+use crate::{Fatal, log, msg};
+use std::collections::HashSet;
+use std::io::Write;
+
+pub struct UpdateOptions<'a> {
+    pub dry_run: bool,
+    pub recursive: bool,
+    /// `-P`: only these peers (case-insensitive)
+    pub only_peers: Option<Vec<Vec<u8>>>,
+    /// canonical real names from the command line (empty: everything)
+    pub args: Vec<Vec<u8>>,
+    pub client: ClientOptions<'a>,
+}
+
+/// The peer's check text and signature (None: an error blob) from SIG.
+type SigReply = (Vec<u8>, Option<Vec<u8>>);
+
+/// What one file's update ended with.
+enum Outcome {
+    Done,
+    /// stays dirty; the error was counted
+    Failed,
+    /// the peer lacks this directory
+    ParentMissing(Vec<u8>),
+}
+
+/// The connection broke: the rest of this peer's files are skipped.
+struct Broken;
+
+impl From<ConnError> for Broken {
+    fn from(_: ConnError) -> Broken {
+        Broken
+    }
+}
+
+pub fn update(cfg: &Config, db: &mut Db, opts: &UpdateOptions) -> Result<(), Fatal> {
+    let rows = db.dirty_rows()?;
+    let mut peers: Vec<Vec<u8>> = Vec::new();
+    for r in &rows {
+        if !peers.contains(&r.peername) {
+            peers.push(r.peername.clone());
+        }
+    }
+    // the real client walks `GROUP BY peername` from the end
+    peers.sort_by_key(|p| urlenc::encode(p));
+    for peer in peers.iter().rev() {
+        if let Some(only) = &opts.only_peers
+            && !only.iter().any(|p| p.eq_ignore_ascii_case(peer))
+        {
+            continue;
+        }
+        update_peer(cfg, db, opts, peer)?;
+    }
+    Ok(())
+}
+
+/// The row is selected by the command-line arguments (prefix forms too:
+/// the real client never selects `%prefix%` rows by argument, Q13).
+fn selected(cfg: &Config, opts: &UpdateOptions, file: &[u8]) -> bool {
+    if opts.args.is_empty() {
+        return true;
+    }
+    opts.args.iter().any(|a| {
+        let mut forms = cfg.prefix_forms(a);
+        forms.push(a.clone());
+        forms
+            .iter()
+            .any(|f| f == b"/" || f == file || (opts.recursive && is_at_or_below(file, f)))
+    })
+}
+
+fn peer_rows(
+    cfg: &Config,
+    db: &Db,
+    opts: &UpdateOptions,
+    peer: &[u8],
+) -> Result<Vec<DirtyRow>, Fatal> {
+    Ok(db
+        .dirty_rows()?
+        .into_iter()
+        .filter(|r| r.peername == peer && selected(cfg, opts, &r.filename))
+        .collect())
+}
+
+/// The key for this file towards this peer: the first active group that
+/// selects the file and lists the peer.
+fn key_for<'c>(cfg: &'c Config, file: &[u8], peer: &[u8]) -> Option<&'c [u8]> {
+    cfg.matching_groups(false)
+        .find(|g| g.has_peer(peer) && g.selects(file, false))
+        .map(|g| g.key.as_slice())
+}
+
+fn dry_line(code: &str, peer: &[u8], file: &[u8]) {
+    let mut line = msg!(code, ": ", peer);
+    line.extend(std::iter::repeat_n(
+        b' ',
+        15usize.saturating_sub(peer.len()),
+    ));
+    line.extend_from_slice(&msg!(" ", file, "\n"));
+    let mut out = std::io::stdout();
+    let _ = out.write_all(&line);
+    let _ = out.flush();
+}
+
+fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> Result<(), Fatal> {
+    if peer_rows(cfg, db, opts, peer)?.is_empty() {
+        return Ok(());
+    }
+    let mut session = match client::open(cfg, peer, &opts.client) {
+        Ok(s) => s,
+        Err(e) => {
+            if let OpenError::Tls(m) = &e {
+                log::debug(0, m.as_bytes());
+            }
+            log::error(msg!(
+                "ERROR: Connection to remote host `",
+                peer,
+                "' failed."
+            ));
+            log::debug(1, "Host stays in dirty state. Try again later...");
+            return Ok(());
+        }
+    };
+    let mut run = PeerRun {
+        cfg,
+        db,
+        opts,
+        peer,
+        session: &mut session,
+        missing: HashSet::new(),
+    };
+    let errors_at_start = log::errors();
+    loop {
+        match run.pass() {
+            Ok(None) => break,
+            Ok(Some(dir)) => {
+                // recreate the missing parent from this host's file table,
+                // then start over (state.md §4.7)
+                run.mark_subtree(&dir)?;
+                log::set_errors(errors_at_start);
+            }
+            Err(PassError::Fatal(f)) => return Err(f),
+            Err(PassError::Broken) => {
+                log::error("Connection closed.");
+                return Ok(());
+            }
+        }
+    }
+    session.close();
+    Ok(())
+}
+
+enum PassError {
+    Fatal(Fatal),
+    Broken,
+}
+
+impl From<Fatal> for PassError {
+    fn from(f: Fatal) -> PassError {
+        PassError::Fatal(f)
+    }
+}
+
+impl From<crate::db::DbError> for PassError {
+    fn from(e: crate::db::DbError) -> PassError {
+        PassError::Fatal(e.into())
+    }
+}
+
+impl From<Broken> for PassError {
+    fn from(_: Broken) -> PassError {
+        PassError::Broken
+    }
+}
+
+struct PeerRun<'a, 'o> {
+    cfg: &'a Config,
+    db: &'a mut Db,
+    opts: &'a UpdateOptions<'o>,
+    peer: &'a [u8],
+    session: &'a mut client::Session,
+    /// parent directories already reported missing in this run
+    missing: HashSet<Vec<u8>>,
+}
+
+impl PeerRun<'_, '_> {
+    /// One pass over this peer's rows: deletions (deepest first), then
+    /// creations and changes (parents first). Some(dir): redo after
+    /// recreating `dir`.
+    fn pass(&mut self) -> Result<Option<Vec<u8>>, PassError> {
+        let rows = peer_rows(self.cfg, self.db, self.opts, self.peer)?;
+        let mut changes = Vec::new();
+        for row in rows.iter().rev() {
+            let real = self.cfg.prefix_decode(&row.filename).map_err(Fatal::msg)?;
+            let root = fsutil::prefix_root_len(&row.filename, &real);
+            let gone = fsutil::lstat(&real).is_err() || fsutil::under_symlink(&real, root);
+            if !gone {
+                changes.push((row, real));
+                continue;
+            }
+            let Some(key) = key_for(self.cfg, &row.filename, self.peer) else {
+                log::debug(
+                    2,
+                    msg!(
+                        "Skipping deletion ",
+                        row.filename,
+                        " on ",
+                        self.peer,
+                        " - not in my groups."
+                    ),
+                );
+                continue;
+            };
+            if !self.identify(&row.myname)? {
+                continue;
+            }
+            self.delete_one(row, key)?;
+        }
+        changes.reverse();
+        let mut skip: Vec<Vec<u8>> = Vec::new();
+        for (row, real) in changes {
+            if skip.iter().any(|d| is_at_or_below(&row.filename, d)) {
+                continue;
+            }
+            let Some(key) = key_for(self.cfg, &row.filename, self.peer) else {
+                log::debug(
+                    2,
+                    msg!(
+                        "Skipping file update ",
+                        row.filename,
+                        " on ",
+                        self.peer,
+                        " - not in my groups."
+                    ),
+                );
+                continue;
+            };
+            if !self.identify(&row.myname)? {
+                // no identity, no further modifications for this peer
+                return Ok(None);
+            }
+            match self.modify_one(row, &real, key)? {
+                Outcome::Done | Outcome::Failed => {}
+                Outcome::ParentMissing(dir) => {
+                    log::debug(1, msg!("missing parent dir : ", dir));
+                    if self.missing.insert(dir.clone()) {
+                        return Ok(Some(dir));
+                    }
+                    // the same parent again: nothing here can create it
+                    log::error(msg!(
+                        "ERROR: Cannot create missing parent ",
+                        dir,
+                        " on ",
+                        self.peer,
+                        ": it is not in this host's database."
+                    ));
+                    skip.push(dir);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn identify(&mut self, myname: &[u8]) -> Result<bool, Broken> {
+        if self.session.identify(myname)? {
+            return Ok(true);
+        }
+        log::error(msg!(
+            "ERROR: remote host ",
+            self.peer,
+            " did not accept my identification."
+        ));
+        Ok(false)
+    }
+
+    fn mark_subtree(&mut self, dir: &[u8]) -> Result<(), Fatal> {
+        let opts = MarkOptions { force_new: false };
+        for name in self.db.file_names(dir, true)? {
+            let Ok(real) = self.cfg.prefix_decode(&name) else {
+                continue;
+            };
+            let root = fsutil::prefix_root_len(&name, &real);
+            if fsutil::lstat(&real).is_ok() && !fsutil::under_symlink(&real, root) {
+                // the real client also runs this host's actions here (Q7)
+                mark::mark_dirty(self.cfg, self.db, &opts, &name, Some(self.peer), None)?;
+            }
+        }
+        self.db.commit()?;
+        Ok(())
+    }
+
+    fn done(&mut self, file: &[u8]) -> Result<(), Fatal> {
+        self.db.delete_dirty(file, self.peer)?;
+        self.db.checkpoint()?;
+        Ok(())
+    }
+
+    fn stays(&self) -> Outcome {
+        log::debug(1, "File stays in dirty state. Try again later...");
+        Outcome::Failed
+    }
+
+    /// Reads the rest of a SIG answer: the check text line, the signature
+    /// and the final status.
+    fn read_sig(&mut self) -> Result<Option<SigReply>, Broken> {
+        let conn = &mut self.session.conn;
+        let text = conn.read_line(16383)?;
+        let sig = match conn.read_blob() {
+            Ok(s) => s,
+            Err(ConnError::Format) => return Err(Broken),
+            Err(e) => return Err(e.into()),
+        };
+        let st = conn.read_status()?;
+        if protocol::classify(&st) != Status::Ok {
+            log::error(msg!("While syncing file: ", st));
+            return Ok(None);
+        }
+        Ok(Some((text, sig)))
+    }
+
+    fn delete_one(&mut self, row: &DirtyRow, key: &[u8]) -> Result<(), PassError> {
+        let file = &row.filename;
+        log::debug(1, msg!("Deleting ", file, " on ", self.peer, " ..."));
+        if row.forced {
+            if self.opts.dry_run {
+                dry_line("!D", self.peer, file);
+                return Ok(());
+            }
+            let st = self
+                .session
+                .request(&codec::command_raw("FLUSH", &[key, &urlenc::encode(file)]))?;
+            if protocol::classify(&st) != Status::Ok {
+                log::error(msg!("While syncing file ", file, ": ", st));
+                self.stays();
+                return Ok(());
+            }
+        } else {
+            let st = self
+                .session
+                .request(&codec::command_raw("SIG", &[key, &urlenc::encode(file)]))?;
+            match protocol::classify(&st) {
+                // the parent is gone there, so the file is too
+                Status::ParentMissing => {
+                    if self.opts.dry_run {
+                        dry_line("?S", self.peer, file);
+                    } else {
+                        self.done(file)?;
+                    }
+                    return Ok(());
+                }
+                Status::Ok => {}
+                _ => {
+                    log::error(msg!("While syncing file ", file, ": ", st));
+                    self.stays();
+                    return Ok(());
+                }
+            }
+            let Some((text, sig)) = self.read_sig()? else {
+                self.stays();
+                return Ok(());
+            };
+            let differs = text != b"---" || sig.map(|s| !s.is_empty()).unwrap_or(true);
+            if !differs {
+                if self.opts.dry_run {
+                    dry_line("?S", self.peer, file);
+                } else {
+                    self.done(file)?;
+                }
+                return Ok(());
+            }
+            if self.opts.dry_run {
+                dry_line("?D", self.peer, file);
+                return Ok(());
+            }
+        }
+        let st = self
+            .session
+            .request(&codec::command_raw("DEL", &[key, &urlenc::encode(file)]))?;
+        match protocol::classify(&st) {
+            Status::Ok => self.done(file)?,
+            Status::Conflict => {
+                log::error(msg!("While syncing file ", file, ": ", st));
+                self.stays();
+            }
+            _ => {
+                log::error(msg!("While syncing file ", file, ": ", st));
+                self.stays();
+            }
+        }
+        Ok(())
+    }
+
+    fn modify_one(
+        &mut self,
+        row: &DirtyRow,
+        real: &[u8],
+        key: &[u8],
+    ) -> Result<Outcome, PassError> {
+        let file = &row.filename;
+        let Ok(st) = fsutil::lstat(real) else {
+            log::error(msg!("ERROR: Cant stat ", file, "."));
+            return Ok(Outcome::Failed);
+        };
+        log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
+        let enc = urlenc::encode(file);
+        let target = if st.is_symlink() {
+            // the real client reads at most 1023 bytes for MKLINK (Q41)
+            fsutil::readlink(real)
+        } else {
+            None
+        };
+        let content = if st.is_file() {
+            match std::fs::read(crate::paths::as_path(real)) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
+                    return Ok(Outcome::Failed);
+                }
+            }
+        } else {
+            None
+        };
+        if row.forced {
+            if self.opts.dry_run {
+                dry_line("!M", self.peer, file);
+                return Ok(Outcome::Done);
+            }
+            let r = self
+                .session
+                .request(&codec::command_raw("FLUSH", &[key, &enc]))?;
+            if protocol::classify(&r) != Status::Ok {
+                log::error(msg!("While syncing file ", file, ": ", r));
+                return Ok(self.stays());
+            }
+        } else {
+            let r = self
+                .session
+                .request(&codec::command_raw("SIG", &[key, &enc]))?;
+            match protocol::classify(&r) {
+                Status::Ok => {}
+                Status::ParentMissing => {
+                    let dir = match file.iter().rposition(|&b| b == b'/') {
+                        Some(0) => b"/".to_vec(),
+                        Some(i) => file[..i].to_vec(),
+                        None => file.clone(),
+                    };
+                    return Ok(Outcome::ParentMissing(dir));
+                }
+                _ => {
+                    log::error(msg!("While syncing file ", file, ": ", r));
+                    return Ok(self.stays());
+                }
+            }
+            let Some((text, sig)) = self.read_sig()? else {
+                return Ok(self.stays());
+            };
+            let mine = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
+            // whole strings: the real client stops at the shorter one (Q2)
+            let mut differs = text != mine;
+            if !differs {
+                differs = match (&content, &sig) {
+                    (Some(c), Some(s)) => *s != delta::signature(c),
+                    (None, Some(s)) => !s.is_empty(),
+                    (_, None) => true,
+                };
+            }
+            if !differs {
+                log::debug(1, "File is already up to date on peer.");
+                if self.opts.dry_run {
+                    dry_line("?S", self.peer, file);
+                    return Ok(Outcome::Done);
+                }
+                if !st.is_symlink() {
+                    let r = self.session.request(&codec::command_raw(
+                        "SETIME",
+                        &[key, &enc, st.mtime.to_string().as_bytes()],
+                    ))?;
+                    if protocol::classify(&r) != Status::Ok {
+                        log::error(msg!("While syncing file ", file, ": ", r));
+                        return Ok(self.stays());
+                    }
+                }
+                self.done(file)?;
+                return Ok(Outcome::Done);
+            }
+            if self.opts.dry_run {
+                dry_line("?M", self.peer, file);
+                return Ok(Outcome::Done);
+            }
+        }
+        if !self.create(file, &enc, key, &st, target.as_deref(), content.as_deref())? {
+            return Ok(self.stays());
+        }
+        if st.is_socket() {
+            // nothing to own or time on a socket node (a real server does
+            // not even make one: Q11)
+            self.done(file)?;
+            return Ok(Outcome::Done);
+        }
+        let mut meta: Vec<Vec<u8>> = vec![codec::command_raw(
+            "SETOWN",
+            &[
+                key,
+                &enc,
+                (st.uid as i32).to_string().as_bytes(),
+                (st.gid as i32).to_string().as_bytes(),
+            ],
+        )];
+        if !st.is_symlink() {
+            meta.push(codec::command_raw(
+                "SETMOD",
+                &[key, &enc, (st.mode as i32).to_string().as_bytes()],
+            ));
+            meta.push(codec::command_raw(
+                "SETIME",
+                &[key, &enc, st.mtime.to_string().as_bytes()],
+            ));
+        }
+        for m in meta {
+            let r = self.session.request(&m)?;
+            if protocol::classify(&r) != Status::Ok {
+                log::error(msg!("While syncing file ", file, ": ", r));
+                return Ok(self.stays());
+            }
+        }
+        self.done(file)?;
+        Ok(Outcome::Done)
+    }
+
+    /// The type-specific create step; false: refused (error counted).
+    fn create(
+        &mut self,
+        file: &[u8],
+        enc: &[u8],
+        key: &[u8],
+        st: &Stat,
+        target: Option<&[u8]>,
+        content: Option<&[u8]>,
+    ) -> Result<bool, PassError> {
+        let line = if st.is_file() {
+            codec::command_raw("PATCH", &[key, enc])
+        } else if st.is_dir() {
+            codec::command_raw("MKDIR", &[key, enc])
+        } else if st.is_char_device() || st.is_block_device() {
+            // with the device number, which the real client leaves out (Q10)
+            let cmd = if st.is_char_device() {
+                "MKCHR"
+            } else {
+                "MKBLK"
+            };
+            codec::command_raw(cmd, &[key, enc, (st.rdev as i32).to_string().as_bytes()])
+        } else if st.is_fifo() {
+            codec::command_raw("MKFIFO", &[key, enc])
+        } else if st.is_symlink() {
+            let t = target.unwrap_or_default();
+            let t = &t[..t.len().min(1023)];
+            codec::command_raw("MKLINK", &[key, enc, &urlenc::encode(t)])
+        } else {
+            codec::command_raw("MKSOCK", &[key, enc])
+        };
+        let r = self.session.request(&line)?;
+        match protocol::classify(&r) {
+            Status::Ok => {}
+            _ => {
+                log::error(msg!("While syncing file ", file, ": ", r));
+                return Ok(false);
+            }
+        }
+        if !st.is_file() {
+            return Ok(true);
+        }
+        // PATCH: a server that skipped the data phase answers finished (Q16)
+        if r == protocol::OK_FINISHED.as_bytes() {
+            log::error(msg!(
+                "While syncing file ",
+                file,
+                ": the peer skipped the data transfer."
+            ));
+            return Ok(false);
+        }
+        let conn = &mut self.session.conn;
+        let sig = match conn.read_blob() {
+            Ok(s) => s,
+            Err(ConnError::Format) => return Err(PassError::Broken),
+            Err(e) => return Err(Broken::from(e).into()),
+        };
+        let Some(sig) = sig else {
+            // answer the error blob with one, so both sides stay in step (Q18)
+            conn.send_blob_error()?;
+            let r = conn.read_status()?;
+            log::error(msg!("While syncing file ", file, ": ", r));
+            return Ok(false);
+        };
+        let d = match delta::delta(&sig, content.unwrap_or_default()) {
+            Ok(d) => d,
+            Err(e) => {
+                conn.send_blob_error()?;
+                let _ = conn.read_status()?;
+                log::error(msg!(
+                    "While syncing file ",
+                    file,
+                    ": bad signature from peer: ",
+                    e
+                ));
+                return Ok(false);
+            }
+        };
+        conn.send_blob(&d)?;
+        let r = conn.read_status()?;
+        if protocol::classify(&r) != Status::Ok {
+            log::error(msg!("While syncing file ", file, ": ", r));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+impl From<ConnError> for PassError {
+    fn from(_: ConnError) -> PassError {
+        PassError::Broken
+    }
+}
