@@ -70,10 +70,16 @@ pub enum OpenError {
     Connect,
     Config,
     Group,
+    /// TLS setup failed: fatal for the whole run, as in the real client
     Tls(String),
 }
 
-pub fn open(cfg: &Config, peer: &[u8], opts: &ClientOptions) -> Result<Session, OpenError> {
+pub fn open(
+    cfg: &Config,
+    db: &mut crate::db::Db,
+    peer: &[u8],
+    opts: &ClientOptions,
+) -> Result<Session, OpenError> {
     let plain = plain_allowed(cfg, peer);
     log::debug(
         1,
@@ -83,13 +89,29 @@ pub fn open(cfg: &Config, peer: &[u8], opts: &ClientOptions) -> Result<Session, 
             if plain { " (PLAIN) ..." } else { " (SSL) ..." }
         ),
     );
-    if !plain {
-        return Err(OpenError::Tls(
-            "SSL is needed towards this peer (no nossl rule), but TLS is not implemented in this build yet.".to_string(),
-        ));
-    }
     let stream = connect_tcp(peer, opts).ok_or(OpenError::Connect)?;
     let mut conn = Conn::new(Box::new(stream));
+    if !plain {
+        let activated = conn.send(b"SSL\n").is_ok()
+            && matches!(conn.read_status(), Ok(s) if s == protocol::OK_ACTIVATING_SSL.as_bytes());
+        if !activated {
+            return Err(OpenError::Connect);
+        }
+        let identity =
+            crate::tls::load_identity(&crate::app::system_dir()).map_err(OpenError::Tls)?;
+        let est = crate::tls::connect(conn.into_stream(), identity, peer)
+            .map_err(|m| OpenError::Tls(format!("SSL: handshake failed: {m}")))?;
+        match crate::tls::pin(db, peer, &est.peer_cert) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(OpenError::Tls(
+                    "Peer did provide a wrong SSL X509 cetrificate.".to_string(),
+                ));
+            }
+            Err(e) => return Err(OpenError::Tls(e.0)),
+        }
+        conn = Conn::new(est.stream);
+    }
     let ok = |conn: &mut Conn, line: Vec<u8>| -> bool {
         conn.send(&line).is_ok()
             && matches!(conn.read_status(), Ok(s) if protocol::classify(&s) == protocol::Status::Ok)

@@ -593,6 +593,28 @@ impl Db {
         Ok(())
     }
 
+    // ---- x509_cert table ---------------------------------------------------
+
+    /// The pinned certificate (upper-case hex DER) of a peer.
+    pub fn peer_cert(&self, peer: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut v = self.query(
+            "Checking peer x509 certificate",
+            "SELECT certdata FROM x509_cert WHERE peername = ?1",
+            &[&Txt(&encode(peer))],
+            |r| bytes(r, 0),
+        )?;
+        Ok(v.pop().map(|c| decode(&c)))
+    }
+
+    pub fn add_peer_cert(&mut self, peer: &[u8], hex: &[u8]) -> Result<()> {
+        self.exec(
+            "Adding peer x509 certificate",
+            "INSERT INTO x509_cert (peername, certdata) VALUES (?1, ?2)",
+            &[&Txt(&encode(peer)), &Txt(&encode(hex))],
+        )?;
+        Ok(())
+    }
+
     // ---- hint table -------------------------------------------------------
 
     pub fn add_hint(&mut self, name: &[u8], recursive: bool) -> Result<()> {

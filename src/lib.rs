@@ -22,6 +22,7 @@ pub mod mark;
 pub mod paths;
 pub mod protocol;
 pub mod server;
+pub mod tls;
 pub mod update;
 pub mod urlenc;
 

@@ -119,12 +119,13 @@ fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> 
     if peer_rows(cfg, db, opts, peer)?.is_empty() {
         return Ok(());
     }
-    let mut session = match client::open(cfg, peer, &opts.client) {
+    let mut session = match client::open(cfg, db, peer, &opts.client) {
         Ok(s) => s,
-        Err(e) => {
-            if let OpenError::Tls(m) = &e {
-                log::debug(0, m.as_bytes());
-            }
+        Err(OpenError::Tls(m)) => {
+            // fatal for the whole run, as in the real client (Q32)
+            return Err(Fatal::msg(m));
+        }
+        Err(_) => {
             log::error(msg!(
                 "ERROR: Connection to remote host `",
                 peer,

@@ -17,6 +17,8 @@ use std::os::unix::io::FromRawFd;
 pub struct Peer {
     /// None: unknown (a pipe without SSH_CLIENT)
     pub addr: Option<IpAddr>,
+    /// the client's certificate (DER) on a TLS session
+    pub cert: Option<Vec<u8>>,
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -87,12 +89,12 @@ fn stdin_peer() -> Peer {
             }
             _ => None,
         };
-        return Peer { addr };
+        return Peer { addr, cert: None };
     }
     let addr = std::env::var("SSH_CLIENT")
         .ok()
         .and_then(|v| v.split(' ').next().and_then(|a| a.parse().ok()));
-    Peer { addr }
+    Peer { addr, cert: None }
 }
 
 /// `-i`: one session on stdin/stdout.
@@ -212,6 +214,7 @@ fn connection(o: &Options, myname: &[u8], stream: TcpStream, addr: SocketAddr) -
     log::debug(1, format!("New connection from {addr}."));
     let peer = Peer {
         addr: Some(addr.ip()),
+        cert: None,
     };
     serve(o, myname, Box::new(stream), &peer)
 }
@@ -220,33 +223,41 @@ fn connection(o: &Options, myname: &[u8], stream: TcpStream, addr: SocketAddr) -
 /// code of the serving process.
 fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i32 {
     let mut conn = Conn::new(stream);
-    let tls = false;
-    let line = match conn.read_line_opt(SERVER_LINE_MAX) {
-        Ok(Some(l)) => l,
+    let mut tls = false;
+    let mut peer_cert = None;
+    let mut toks = match first_line(&mut conn) {
+        Ok(Some(t)) => t,
         Ok(None) => return 0,
-        Err(ConnError::TooLong) => {
-            log::debug(
-                0,
-                "Received line too long for buffer size (16384), giving up.",
-            );
-            return 1;
-        }
-        Err(_) => return 0,
+        Err(code) => return code,
     };
-    let toks = codec::tokenize(&line).unwrap_or_default();
-    let word = toks
-        .first()
-        .map(|t| t.to_ascii_uppercase())
-        .unwrap_or_default();
-    if word == b"SSL" {
-        let _ = conn.send_line("This csync2 server is built without SSL support.");
-        log::debug(
-            0,
-            "SSL requested, but TLS is not implemented in this build yet.",
-        );
-        return 0;
+    if upper_word(&toks) == b"SSL" {
+        if conn.send_line(protocol::OK_ACTIVATING_SSL).is_err() {
+            return 0;
+        }
+        let identity = match crate::tls::load_identity(&app::system_dir()) {
+            Ok(i) => i,
+            Err(m) => {
+                log::debug(0, m.as_bytes());
+                return 1;
+            }
+        };
+        let est = match crate::tls::accept(conn.into_stream(), identity) {
+            Ok(e) => e,
+            Err(m) => {
+                log::debug(0, format!("SSL: handshake failed: {m}"));
+                return 1;
+            }
+        };
+        conn = Conn::new(est.stream);
+        tls = true;
+        peer_cert = Some(est.peer_cert);
+        toks = match first_line(&mut conn) {
+            Ok(Some(t)) => t,
+            Ok(None) => return 0,
+            Err(code) => return code,
+        };
     }
-    if word != b"CONFIG" {
+    if upper_word(&toks) != b"CONFIG" {
         let _ = conn.send_line(protocol::ERR_PRE_SESSION);
         return 0;
     }
@@ -268,7 +279,11 @@ fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i3
     if conn.send_line(protocol::OK_FINISHED).is_err() {
         return 0;
     }
-    let end = session::Session::new(&mut cfg, &mut db, &mut conn, peer, tls).run();
+    let peer = Peer {
+        addr: peer.addr,
+        cert: peer_cert,
+    };
+    let end = session::Session::new(&mut cfg, &mut db, &mut conn, &peer, tls).run();
     drop(conn);
     let code = match end {
         session::End::Normal => 0,
@@ -280,4 +295,33 @@ fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i3
         return 1;
     }
     code
+}
+
+/// The first pre-session line, tokenised (blank lines are skipped).
+/// Ok(None): EOF; Err: the exit code of a fatal error.
+fn first_line(conn: &mut Conn) -> Result<Option<Vec<Vec<u8>>>, i32> {
+    loop {
+        match conn.read_line_opt(SERVER_LINE_MAX) {
+            Ok(Some(l)) => {
+                if let Some(t) = codec::tokenize(&l) {
+                    return Ok(Some(t));
+                }
+            }
+            Ok(None) => return Ok(None),
+            Err(ConnError::TooLong) => {
+                log::debug(
+                    0,
+                    "Received line too long for buffer size (16384), giving up.",
+                );
+                return Err(1);
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+fn upper_word(toks: &[Vec<u8>]) -> Vec<u8> {
+    toks.first()
+        .map(|t| t.to_ascii_uppercase())
+        .unwrap_or_default()
 }

@@ -418,7 +418,15 @@ impl<'a> Session<'a> {
         if !self.peer.resolves_to(name) {
             return Err(protocol::ERR_IDENT.to_string());
         }
-        if !self.tls {
+        if self.tls {
+            // the client's certificate must be the one pinned for `name`
+            let cert = self.peer.cert.clone().unwrap_or_default();
+            match crate::tls::pin(self.db, name, &cert) {
+                Ok(true) => {}
+                Ok(false) => return Err(protocol::ERR_IDENT.to_string()),
+                Err(e) => return Err(e.0),
+            }
+        } else {
             let me = self.cfg.myhostname.clone();
             let allowed = self.cfg.nossl.iter().any(|(from, to)| {
                 fnmatch(from, &me, Flags::NONE) && fnmatch(to, name, Flags::NONE)
