@@ -131,8 +131,8 @@ impl<'a> Checker<'a> {
     /// Rows the walk did not visit: removed if gone or below a symlink.
     fn removals(&mut self, leftover: FastMap<Vec<u8>, Vec<u8>>) -> Result<(), Fatal> {
         let mut rows: Vec<Vec<u8>> = leftover.into_keys().collect();
-        // the real program goes through them in encoded-name order
-        rows.sort_unstable_by_key(|n| crate::urlenc::encode(n));
+        // the real program goes through them in descending encoded-name order
+        rows.sort_unstable_by_key(|n| std::cmp::Reverse(crate::urlenc::encode(n)));
         self.plain_dirs.clear();
         for file in rows {
             if self.cfg.class(&file, false) == Class::Ignore {

@@ -48,10 +48,13 @@ fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
             }
         }
         log::debug(1, msg!("Connect to ", a.to_string(), " (", peer, ")."));
-        if sock.connect(&a.into()).is_ok() {
-            let s: TcpStream = sock.into();
-            let _ = s.set_nodelay(true);
-            return Some(s);
+        match sock.connect(&a.into()) {
+            Ok(()) => {
+                let s: TcpStream = sock.into();
+                let _ = s.set_nodelay(true);
+                return Some(s);
+            }
+            Err(e) => log::debug(1, format!("Can't create socket: {}", log::strerror(&e))),
         }
     }
     None

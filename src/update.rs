@@ -28,6 +28,15 @@ pub struct UpdateOptions<'a> {
 /// The peer's check text and signature (None: an error blob) from SIG.
 type SigReply = (Vec<u8>, Option<Vec<u8>>);
 
+/// How the create step went.
+enum Step {
+    Ok,
+    /// `File is also marked dirty here!`
+    Conflict,
+    /// refused for another reason (error counted)
+    Failed,
+}
+
 /// What one file's update ended with.
 enum Outcome {
     Done,
@@ -256,6 +265,7 @@ impl PeerRun<'_, '_> {
             match self.modify_one(row, &real, key)? {
                 Outcome::Done | Outcome::Failed => {}
                 Outcome::ParentMissing(dir) => {
+                    log::debug(1, "File stays in dirty state. Try again later...");
                     log::debug(1, msg!("missing parent dir : ", dir));
                     if self.missing.insert(dir.clone()) {
                         return Ok(Some(dir));
@@ -289,7 +299,8 @@ impl PeerRun<'_, '_> {
 
     fn mark_subtree(&mut self, dir: &[u8]) -> Result<(), Fatal> {
         let opts = MarkOptions { force_new: false };
-        for name in self.db.file_names(dir, true)? {
+        // descending, as the real client marks them
+        for name in self.db.file_names(dir, true)?.into_iter().rev() {
             let Ok(real) = self.cfg.prefix_decode(&name) else {
                 continue;
             };
@@ -387,14 +398,31 @@ impl PeerRun<'_, '_> {
                 return Ok(());
             }
         }
+        let enc = urlenc::encode(file);
         let st = self
             .session
-            .request(&codec::command_raw("DEL", &[key, &urlenc::encode(file)]))?;
+            .request(&codec::command_raw("DEL", &[key, &enc]))?;
         match protocol::classify(&st) {
             Status::Ok => self.done(file)?,
             Status::Conflict => {
-                log::error(msg!("While syncing file ", file, ": ", st));
-                self.stays();
+                if !self.auto_resolve(file, key, None)? {
+                    log::count_error();
+                    self.stays();
+                    return Ok(());
+                }
+                log::debug(1, msg!("Deleting ", file, " on ", self.peer, " ..."));
+                let retried = self.flush(file, key, &enc)?
+                    && protocol::classify(
+                        &self
+                            .session
+                            .request(&codec::command_raw("DEL", &[key, &enc]))?,
+                    ) == Status::Ok;
+                if retried {
+                    self.done(file)?;
+                } else {
+                    log::error("ERROR: Auto-resolving failed. Giving up.");
+                    self.stays();
+                }
             }
             _ => {
                 log::error(msg!("While syncing file ", file, ": ", st));
@@ -502,15 +530,30 @@ impl PeerRun<'_, '_> {
                 return Ok(Outcome::Done);
             }
         }
-        if !self.create(file, &enc, key, &st, target.as_deref(), content.as_deref())? {
-            return Ok(self.stays());
+        match self.create(file, &enc, key, &st, target.as_deref(), content.as_deref())? {
+            Step::Ok => {}
+            Step::Failed => return Ok(self.stays()),
+            Step::Conflict => {
+                if !self.auto_resolve(file, key, Some(&st))? {
+                    log::count_error();
+                    return Ok(self.stays());
+                }
+                // the entry starts over, forced
+                log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
+                let retried = self.flush(file, key, &enc)?
+                    && matches!(
+                        self.create(file, &enc, key, &st, target.as_deref(), content.as_deref())?,
+                        Step::Ok
+                    );
+                if !retried {
+                    log::error("ERROR: Auto-resolving failed. Giving up.");
+                    return Ok(self.stays());
+                }
+            }
         }
-        if st.is_socket() {
-            // nothing to own or time on a socket node (a real server does
-            // not even make one: Q11)
-            self.done(file)?;
-            return Ok(Outcome::Done);
-        }
+        // a real server makes no socket node, so its metadata commands fail
+        // forever (Q11): for sockets their errors are ignored
+        let socket = st.is_socket();
         let mut meta: Vec<Vec<u8>> = vec![codec::command_raw(
             "SETOWN",
             &[
@@ -532,7 +575,7 @@ impl PeerRun<'_, '_> {
         }
         for m in meta {
             let r = self.session.request(&m)?;
-            if protocol::classify(&r) != Status::Ok {
+            if protocol::classify(&r) != Status::Ok && !socket {
                 log::error(msg!("While syncing file ", file, ": ", r));
                 return Ok(self.stays());
             }
@@ -541,7 +584,7 @@ impl PeerRun<'_, '_> {
         Ok(Outcome::Done)
     }
 
-    /// The type-specific create step; false: refused (error counted).
+    /// The type-specific create step.
     fn create(
         &mut self,
         file: &[u8],
@@ -550,7 +593,7 @@ impl PeerRun<'_, '_> {
         st: &Stat,
         target: Option<&[u8]>,
         content: Option<&[u8]>,
-    ) -> Result<bool, PassError> {
+    ) -> Result<Step, PassError> {
         let line = if st.is_file() {
             codec::command_raw("PATCH", &[key, enc])
         } else if st.is_dir() {
@@ -575,13 +618,14 @@ impl PeerRun<'_, '_> {
         let r = self.session.request(&line)?;
         match protocol::classify(&r) {
             Status::Ok => {}
+            Status::Conflict => return Ok(Step::Conflict),
             _ => {
                 log::error(msg!("While syncing file ", file, ": ", r));
-                return Ok(false);
+                return Ok(Step::Failed);
             }
         }
         if !st.is_file() {
-            return Ok(true);
+            return Ok(Step::Ok);
         }
         // PATCH: a server that skipped the data phase answers finished (Q16)
         if r == protocol::OK_FINISHED.as_bytes() {
@@ -590,7 +634,7 @@ impl PeerRun<'_, '_> {
                 file,
                 ": the peer skipped the data transfer."
             ));
-            return Ok(false);
+            return Ok(Step::Failed);
         }
         let conn = &mut self.session.conn;
         let sig = match conn.read_blob() {
@@ -603,7 +647,7 @@ impl PeerRun<'_, '_> {
             conn.send_blob_error()?;
             let r = conn.read_status()?;
             log::error(msg!("While syncing file ", file, ": ", r));
-            return Ok(false);
+            return Ok(Step::Failed);
         };
         let d = match delta::delta(&sig, content.unwrap_or_default()) {
             Ok(d) => d,
@@ -616,16 +660,102 @@ impl PeerRun<'_, '_> {
                     ": bad signature from peer: ",
                     e
                 ));
-                return Ok(false);
+                return Ok(Step::Failed);
             }
         };
         conn.send_blob(&d)?;
         let r = conn.read_status()?;
         if protocol::classify(&r) != Status::Ok {
             log::error(msg!("While syncing file ", file, ": ", r));
+            return Ok(Step::Failed);
+        }
+        Ok(Step::Ok)
+    }
+
+    /// FLUSH before a forced update; false: refused (error counted).
+    fn flush(&mut self, file: &[u8], key: &[u8], enc: &[u8]) -> Result<bool, PassError> {
+        let r = self
+            .session
+            .request(&codec::command_raw("FLUSH", &[key, enc]))?;
+        if protocol::classify(&r) != Status::Ok {
+            log::error(msg!("While syncing file ", file, ": ", r));
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Decides a conflict (state.md §4.6); `local` is None for a removal.
+    /// true: this host wins and the entry is redone as forced.
+    fn auto_resolve(
+        &mut self,
+        file: &[u8],
+        key: &[u8],
+        local: Option<&Stat>,
+    ) -> Result<bool, PassError> {
+        use crate::config::AutoMethod;
+        if local.is_none() {
+            // the real client prints this without a newline (Q5)
+            log::debug(0, "auto resolving... response = 10");
+        }
+        let peer = self.peer;
+        let groups: Vec<&crate::config::Group> = self
+            .cfg
+            .matching_groups(false)
+            .filter(|g| g.selects(file, false))
+            .collect();
+        let verdict = |won: bool, test: &str| {
+            if won {
+                log::debug(0, format!("Auto-resolving conflict: Won '{test}' test."));
+            } else {
+                log::debug(
+                    0,
+                    format!("Do not auto-resolve conflict: Lost '{test}' test."),
+                );
+            }
+            won
+        };
+        if groups
+            .iter()
+            .any(|g| !g.local_slave && g.hosts.iter().any(|h| h.name == peer && h.slave))
+        {
+            return Ok(verdict(true, "master/slave"));
+        }
+        let Some(g) = groups.iter().find(|g| g.has_peer(peer)) else {
+            return Ok(false);
+        };
+        let on_left = g
+            .hosts
+            .iter()
+            .find(|h| h.name == peer)
+            .is_some_and(|h| h.on_left);
+        let (cmd, test) = match g.auto {
+            AutoMethod::None => return Ok(false),
+            AutoMethod::First => return Ok(verdict(true, "first")),
+            AutoMethod::Left => return Ok(verdict(!on_left, "left/right")),
+            AutoMethod::Right => return Ok(verdict(on_left, "left/right")),
+            AutoMethod::Younger | AutoMethod::Older => ("GETTM", "younger/older"),
+            AutoMethod::Bigger | AutoMethod::Smaller => ("GETSZ", "bigger/smaller"),
+        };
+        let Some(st) = local else {
+            log::debug(0, "Do not auto-resolve conflict: This is a removal.");
+            return Ok(false);
+        };
+        let r = self
+            .session
+            .request(&codec::command_raw(cmd, &[key, &urlenc::encode(file)]))?;
+        if protocol::classify(&r) != Status::Ok {
+            log::error(msg!("While syncing file ", file, ": ", r));
+            return Ok(false);
+        }
+        let line = self.session.conn.read_line(16383)?;
+        let remote: i64 = String::from_utf8_lossy(&line).trim().parse().unwrap_or(-1);
+        let mine = if cmd == "GETTM" { st.mtime } else { st.size };
+        let won = remote == -1
+            || match g.auto {
+                AutoMethod::Younger | AutoMethod::Bigger => mine > remote,
+                _ => mine <= remote,
+            };
+        Ok(verdict(won, test))
     }
 }
 

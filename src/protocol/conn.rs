@@ -7,8 +7,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 pub trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
-/// The server's line limit: 16384 bytes including the NUL.
-pub const SERVER_LINE_MAX: usize = 16383;
+/// The server's line limit: 16384 bytes including LF and NUL, so at most
+/// 16382 bytes before the LF.
+pub const SERVER_LINE_MAX: usize = 16382;
 
 #[derive(Debug)]
 pub enum ConnError {
@@ -17,6 +18,8 @@ pub enum ConnError {
     Closed,
     /// a line longer than the limit
     TooLong,
+    /// EOF inside a line (the bytes read)
+    Partial(Vec<u8>),
     /// something else where an `octet-stream` header belongs
     Format,
 }
@@ -35,14 +38,17 @@ pub struct Conn {
     trace: bool,
 }
 
-/// `\n`, `\r` and other control bytes as `\ooo`, as the real trace does.
+/// The real trace's escaping: `\n`, `\r`, other control bytes as `\ooo`,
+/// and bytes from 0x80 as the octal of a sign-extended C char.
 fn trace_text(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     for &c in b {
-        if c < 0x20 || c == 0x7f {
-            out.extend_from_slice(format!("\\{c:03o}").as_bytes());
-        } else {
-            out.push(c);
+        match c {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0..0x20 | 0x7f => out.extend_from_slice(format!("\\{c:03o}").as_bytes()),
+            0x80.. => out.extend_from_slice(format!("\\{:o}", c as i8 as i32 as u32).as_bytes()),
+            _ => out.push(c),
         }
     }
     out
@@ -104,7 +110,19 @@ impl Conn {
         self.flush()
     }
 
-    /// Reads one line without its LF. None: EOF before any byte.
+    /// A request line as the real server reads it: at most `max` bytes
+    /// before the LF; EOF inside a line of two or more bytes is fatal like an
+    /// overlong line, a single byte before EOF still counts as a line.
+    pub fn read_request_line(&mut self, max: usize) -> Result<Option<Vec<u8>>> {
+        match self.read_line_opt(max) {
+            Err(ConnError::Partial(l)) if l.len() == 1 => Ok(Some(l)),
+            Err(ConnError::Partial(_)) => Err(ConnError::TooLong),
+            other => other,
+        }
+    }
+
+    /// Reads one line without its LF (at most `max` bytes before the LF).
+    /// None: EOF before any byte.
     pub fn read_line_opt(&mut self, max: usize) -> Result<Option<Vec<u8>>> {
         let mut line = Vec::new();
         loop {
@@ -118,7 +136,7 @@ impl Conn {
                     return Ok(None);
                 }
                 // EOF inside a line
-                return Err(ConnError::Closed);
+                return Err(ConnError::Partial(line));
             }
             let (take, done) = match buf.iter().position(|&b| b == b'\n') {
                 Some(i) => (i + 1, true),
@@ -126,7 +144,8 @@ impl Conn {
             };
             line.extend_from_slice(&buf[..take]);
             self.inner.consume(take);
-            if line.len() > max + 1 || (!done && line.len() > max) {
+            let payload = if done { line.len() - 1 } else { line.len() };
+            if payload > max {
                 return Err(ConnError::TooLong);
             }
             if done {
@@ -138,7 +157,11 @@ impl Conn {
     }
 
     pub fn read_line(&mut self, max: usize) -> Result<Vec<u8>> {
-        self.read_line_opt(max)?.ok_or(ConnError::Closed)
+        match self.read_line_opt(max) {
+            Ok(Some(l)) => Ok(l),
+            Ok(None) | Err(ConnError::Partial(_)) => Err(ConnError::Closed),
+            Err(e) => Err(e),
+        }
     }
 
     /// A status line; empty lines are skipped (protocol.md Q17).
@@ -201,5 +224,16 @@ impl Conn {
     pub fn read_to_end(&mut self, out: &mut impl Write) -> Result<()> {
         io::copy(&mut self.inner, out)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trace_escapes_like_the_real_one() {
+        assert_eq!(
+            super::trace_text(b"A \n\r\t\xc3"),
+            b"A \\n\\r\\011\\37777777703".to_vec()
+        );
     }
 }

@@ -6,8 +6,8 @@
 pub mod session;
 
 use crate::cli::Options;
+use crate::protocol;
 use crate::protocol::conn::{Conn, ConnError, SERVER_LINE_MAX, Stream};
-use crate::protocol::{self, codec};
 use crate::{app, log, msg};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -297,26 +297,31 @@ fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i3
     code
 }
 
-/// The first pre-session line, tokenised (blank lines are skipped).
-/// Ok(None): EOF; Err: the exit code of a fatal error.
+/// The first pre-session line: its command word raw (the real server does
+/// not URL-decode it before CONFIG) and its decoded argument. A blank line
+/// gives an empty word. Ok(None): EOF; Err: the exit code of a fatal error.
 fn first_line(conn: &mut Conn) -> Result<Option<Vec<Vec<u8>>>, i32> {
-    loop {
-        match conn.read_line_opt(SERVER_LINE_MAX) {
-            Ok(Some(l)) => {
-                if let Some(t) = codec::tokenize(&l) {
-                    return Ok(Some(t));
-                }
+    match conn.read_request_line(SERVER_LINE_MAX) {
+        Ok(Some(l)) => {
+            let raw: Vec<&[u8]> = l
+                .split(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                .filter(|t| !t.is_empty())
+                .collect();
+            let mut toks = vec![raw.first().map(|w| w.to_vec()).unwrap_or_default()];
+            if let Some(arg) = raw.get(1) {
+                toks.push(crate::urlenc::decode(arg));
             }
-            Ok(None) => return Ok(None),
-            Err(ConnError::TooLong) => {
-                log::debug(
-                    0,
-                    "Received line too long for buffer size (16384), giving up.",
-                );
-                return Err(1);
-            }
-            Err(_) => return Ok(None),
+            Ok(Some(toks))
         }
+        Ok(None) => Ok(None),
+        Err(ConnError::TooLong) => {
+            log::debug(
+                0,
+                "Received line too long for buffer size (16384), giving up.",
+            );
+            Err(1)
+        }
+        Err(_) => Ok(None),
     }
 }
 

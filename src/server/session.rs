@@ -180,7 +180,7 @@ impl<'a> Session<'a> {
 
     pub fn run(&mut self) -> End {
         loop {
-            let line = match self.conn.read_line_opt(SERVER_LINE_MAX) {
+            let line = match self.conn.read_request_line(SERVER_LINE_MAX) {
                 Ok(Some(l)) => l,
                 Ok(None) => return End::Normal,
                 Err(ConnError::TooLong) => {

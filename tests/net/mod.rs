@@ -1,0 +1,2598 @@
+//! Multi-host harness for the network interoperability tests
+//! (`tests/net_interop.rs`): several csync2 "hosts" on one machine, each with
+//! its own loopback address, host name, system directory, database directory
+//! and private tree, all synchronising the same absolute path.
+//!
+//! * Every node gets an address `127.61.<test index>.<k>` and a name
+//!   `n<k>.<test>.test`, appended to `/etc/hosts` once (under a file lock;
+//!   other lines are never touched).
+//! * Every csync2 process runs in its own mount namespace in which the
+//!   node's private tree is bind-mounted on `<base>/sync`:
+//!   `unshare -m --propagation private sh -c 'mount --bind "$PRIV" "$SYNC" && exec "$@"' sh csync2 …`
+//! * A scenario runs once per [`Mode`] (which implementation is the client,
+//!   which the server) from identical starting states; every run records
+//!   [`Obs`]ervations (client and server outputs, every node's tree and
+//!   database) and the runs are compared with run (a), REAL → REAL.
+//!
+//! Raw-protocol probes ([`probe_differential`]) send hand-written byte
+//! sequences from a socket bound to a node's address, to the real server and
+//! to ours, and require byte-identical replies.
+//!
+//! Environment: `CSYNC2_REAL` / `CSYNC2_DIFF_OURS` (binaries, as in
+//! `tests/common`), `CSYNC2_NET_MODES=abcd` (restrict the runs),
+//! `CSYNC2_DIFF_KEEP=1` (keep the scenario directories).
+
+#![allow(dead_code)]
+
+use crate::common::{self, DbDump, Val, show};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use common::{KEY1, KEY2, T0};
+
+/// How long one csync2 process may run before it is killed.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// Fixed mtime given to every directory before a push (directory mtimes are
+/// sent with SETIME, so they must not depend on the wall clock).
+pub const DIR_MTIME: i64 = T0 - 86_400;
+
+/// Build an argument vector from heterogeneous values.
+#[macro_export]
+macro_rules! nargs {
+    ($($e:expr),* $(,)?) => {
+        vec![$(::std::ffi::OsString::from(&$e)),*]
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Implementations and run modes
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Imp {
+    Real,
+    Ours,
+}
+
+impl Imp {
+    pub fn bin(self) -> PathBuf {
+        match self {
+            Imp::Real => common::real_bin(),
+            Imp::Ours => common::ours_bin(),
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Imp::Real => "REAL",
+            Imp::Ours => "OURS",
+        }
+    }
+}
+
+/// One run of a scenario: who is the client, who is the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode {
+    pub tag: char,
+    pub client: Imp,
+    pub server: Imp,
+}
+
+impl Mode {
+    pub fn describe(&self) -> String {
+        format!(
+            "({}) {} client -> {} server",
+            self.tag,
+            self.client.label(),
+            self.server.label()
+        )
+    }
+}
+
+pub const MODE_A: Mode = Mode {
+    tag: 'a',
+    client: Imp::Real,
+    server: Imp::Real,
+};
+pub const MODE_B: Mode = Mode {
+    tag: 'b',
+    client: Imp::Real,
+    server: Imp::Ours,
+};
+pub const MODE_C: Mode = Mode {
+    tag: 'c',
+    client: Imp::Ours,
+    server: Imp::Real,
+};
+pub const MODE_D: Mode = Mode {
+    tag: 'd',
+    client: Imp::Ours,
+    server: Imp::Ours,
+};
+
+/// True when the binary under test is the reference itself (harness
+/// validation with `CSYNC2_DIFF_OURS=/usr/sbin/csync2`).
+pub fn ours_is_real() -> bool {
+    let a = std::fs::canonicalize(common::ours_bin()).ok();
+    let b = std::fs::canonicalize(common::real_bin()).ok();
+    a.is_some() && a == b
+}
+
+/// Whether our binary implements the client side yet (until then `-u`
+/// prints "needs the network protocol" and exits 1).
+pub fn ours_client_available() -> bool {
+    static AVAIL: OnceLock<bool> = OnceLock::new();
+    *AVAIL.get_or_init(|| {
+        let mut cmd = Command::new(common::ours_bin());
+        cmd.args(["-N", "probe.invalid", "-u"])
+            .env("CSYNC2_SYSTEM_DIR", "/nonexistent/csync2-net-probe")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let d = Proc::spawn(cmd, "client availability probe".into())
+            .wait_until(Instant::now() + Duration::from_secs(10));
+        !String::from_utf8_lossy(&d.stderr).contains("needs the network protocol")
+    })
+}
+
+/// The runs of a differential scenario: (a) and (b) always, (c) and (d) once
+/// our client exists; `CSYNC2_NET_MODES` restricts them ((a) always runs).
+pub fn modes() -> Vec<Mode> {
+    let mut v = vec![MODE_A, MODE_B];
+    if ours_client_available() {
+        v.push(MODE_C);
+        v.push(MODE_D);
+    }
+    if let Ok(sel) = std::env::var("CSYNC2_NET_MODES") {
+        v.retain(|m| m.tag == 'a' || sel.contains(m.tag));
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Hosts
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub name: String,
+    pub addr: Ipv4Addr,
+}
+
+/// The `count` hosts of test number `idx` (1..=120): `n<k>.<test>.test` at
+/// `127.61.<idx>.<k>`, added to `/etc/hosts` when missing.
+pub fn hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
+    assert!((1..=120).contains(&idx), "test index out of range");
+    let hs: Vec<Host> = (1..=count)
+        .map(|k| Host {
+            name: format!("n{k}.{test}.test"),
+            addr: Ipv4Addr::new(127, 61, idx, k),
+        })
+        .collect();
+    ensure_hosts(&hs);
+    hs
+}
+
+/// Append the missing `ADDR NAME` lines to /etc/hosts, under an exclusive
+/// lock (tests run in parallel); existing lines are never changed.
+fn ensure_hosts(hs: &[Host]) {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/tmp/csync2-net-hosts.lock")
+        .expect("open /tmp/csync2-net-hosts.lock");
+    // SAFETY: flock on a file descriptor we own; released when `lock` drops
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        panic!("flock: {}", std::io::Error::last_os_error());
+    }
+    let text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let mut add = String::new();
+    for h in hs {
+        let mut found = false;
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut it = line.split_whitespace();
+            let Some(addr) = it.next() else { continue };
+            if it.any(|n| n.eq_ignore_ascii_case(&h.name)) {
+                if addr == h.addr.to_string() {
+                    found = true;
+                } else {
+                    panic!(
+                        "/etc/hosts already maps {} to {addr}, but this test needs {}; \
+                         remove that line by hand",
+                        h.name, h.addr
+                    );
+                }
+            }
+        }
+        if !found {
+            let _ = writeln!(add, "{} {}", h.addr, h.name);
+        }
+    }
+    if !add.is_empty() {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open("/etc/hosts")
+            .expect("open /etc/hosts for appending (the tests need root)");
+        if !text.is_empty() && !text.ends_with('\n') {
+            add.insert(0, '\n');
+        }
+        f.write_all(add.as_bytes()).expect("append to /etc/hosts");
+    }
+}
+
+/// TCP port `slot` (0..8) of test `idx`: 31000 + 8·idx + slot.
+pub fn port(idx: u8, slot: u16) -> u16 {
+    assert!(slot < 8);
+    31000 + 8 * idx as u16 + slot
+}
+
+/// Whether something listens on addr:port (from /proc/net/tcp; connecting
+/// would use up a `-iii` server's only connection).
+pub fn listening(addr: Ipv4Addr, port: u16) -> bool {
+    let want = format!("{:08X}:{:04X}", u32::from_le_bytes(addr.octets()), port);
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == want && f[3] == "0A"
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+pub struct Done {
+    pub what: String,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// killed by the harness (e.g. a `-iii` server nobody connected to)
+    pub killed: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Done {
+    pub fn status(&self) -> String {
+        if self.timed_out {
+            format!("TIMED OUT after {TIMEOUT:?} (killed)")
+        } else if self.killed {
+            "killed by the harness".into()
+        } else if let Some(c) = self.code {
+            format!("exit {c}")
+        } else {
+            format!("killed by signal {}", self.signal.unwrap_or(-1))
+        }
+    }
+    pub fn stderr_lines(&self) -> Vec<String> {
+        lines(&self.stderr)
+    }
+    pub fn stdout_lines(&self) -> Vec<String> {
+        lines(&self.stdout)
+    }
+}
+
+/// Lines of output, shown with escapes for non-printable bytes.
+pub fn lines(b: &[u8]) -> Vec<String> {
+    if b.is_empty() {
+        return Vec::new();
+    }
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.split(|&c| c == b'\n').map(show).collect()
+}
+
+/// A child process with captured output; killed when dropped unfinished.
+pub struct Proc {
+    child: Option<Child>,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
+    pub pid: u32,
+    what: String,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command, what: String) -> Proc {
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let mut out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let t_out = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        Proc {
+            pid: child.id(),
+            child: Some(child),
+            out: Some(t_out),
+            err: Some(t_err),
+            what,
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+            None => true,
+        }
+    }
+
+    fn finish(&mut self, kill: bool, timed_out: bool) -> Done {
+        let mut child = self.child.take().expect("process already finished");
+        if kill {
+            let _ = child.kill(); // our own child, by pid
+        }
+        let status = child.wait().expect("wait");
+        // a forked `-ii` child may keep the pipes open: do not wait forever
+        let join = |h: Option<JoinHandle<Vec<u8>>>| -> Vec<u8> {
+            let Some(h) = h else { return Vec::new() };
+            let end = Instant::now() + Duration::from_secs(5);
+            while !h.is_finished() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                h.join().unwrap_or_default()
+            } else {
+                b"<output still open>".to_vec()
+            }
+        };
+        Done {
+            what: self.what.clone(),
+            code: if kill { None } else { status.code() },
+            signal: status.signal(),
+            timed_out,
+            killed: kill && !timed_out,
+            stdout: join(self.out.take()),
+            stderr: join(self.err.take()),
+        }
+    }
+
+    /// Wait for the exit; kill at the deadline.
+    pub fn wait_until(mut self, deadline: Instant) -> Done {
+        loop {
+            if self.exited() {
+                return self.finish(false, false);
+            }
+            if Instant::now() > deadline {
+                return self.finish(true, true);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn kill(mut self) -> Done {
+        if self.exited() {
+            return self.finish(false, false);
+        }
+        self.finish(true, false)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Processes whose parent is `pid` (forked `-ii` session children).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ..."; comm may contain spaces
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 1 && f[1].parse::<u32>() == Ok(pid) {
+            v.push(p);
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Trees
+// ---------------------------------------------------------------------------
+
+/// What the tests compare of one file system entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    /// full st_mode
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// None for directories (csync2 does not preserve them, Q25)
+    pub mtime: Option<i64>,
+    pub content: Option<Vec<u8>>,
+    pub target: Option<Vec<u8>>,
+    pub rdev: Option<(u64, u64)>,
+}
+
+impl Entry {
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} mode={:o} uid={} gid={}",
+            self.kind, self.mode, self.uid, self.gid
+        );
+        if let Some(m) = self.mtime {
+            let _ = write!(s, " mtime={m}");
+        }
+        if let Some(c) = &self.content {
+            if c.len() <= 40 {
+                let _ = write!(s, " content=\"{}\"", show(c));
+            } else {
+                let _ = write!(s, " size={} fnv={:016x}", c.len(), fnv(c));
+            }
+        }
+        if let Some(t) = &self.target {
+            let _ = write!(s, " -> \"{}\"", show(t));
+        }
+        if let Some((ma, mi)) = self.rdev {
+            let _ = write!(s, " dev={ma},{mi}");
+        }
+        s
+    }
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &x in b {
+        h ^= x as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Tree-relative path (bytes, "" for the root) → entry.
+pub type Tree = BTreeMap<Vec<u8>, Entry>;
+
+pub fn snapshot(root: &Path) -> Tree {
+    let mut t = Tree::new();
+    walk(root, &[], &mut t);
+    t
+}
+
+fn walk(path: &Path, rel: &[u8], t: &mut Tree) {
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        "dir"
+    } else if ft.is_symlink() {
+        "lnk"
+    } else if ft.is_file() {
+        "reg"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_char_device() {
+        "chr"
+    } else if ft.is_block_device() {
+        "blk"
+    } else if ft.is_socket() {
+        "sock"
+    } else {
+        "?"
+    };
+    let e = Entry {
+        kind,
+        mode: md.mode(),
+        uid: md.uid(),
+        gid: md.gid(),
+        // symlink mtimes are never synchronised (no SETIME for links)
+        mtime: if ft.is_dir() || ft.is_symlink() {
+            None
+        } else {
+            Some(md.mtime())
+        },
+        content: if ft.is_file() {
+            std::fs::read(path).ok()
+        } else {
+            None
+        },
+        target: if ft.is_symlink() {
+            std::fs::read_link(path)
+                .ok()
+                .map(|p| p.into_os_string().into_vec())
+        } else {
+            None
+        },
+        rdev: if ft.is_char_device() || ft.is_block_device() {
+            let d = md.rdev();
+            Some((
+                nix::sys::stat::major(d) as u64,
+                nix::sys::stat::minor(d) as u64,
+            ))
+        } else {
+            None
+        },
+    };
+    t.insert(rel.to_vec(), e);
+    if ft.is_dir() {
+        let mut names: Vec<Vec<u8>> = std::fs::read_dir(path)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().into_vec())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        names.sort();
+        for n in names {
+            let mut r = rel.to_vec();
+            if !r.is_empty() {
+                r.push(b'/');
+            }
+            r.extend_from_slice(&n);
+            walk(&path.join(std::ffi::OsStr::from_bytes(&n)), &r, t);
+        }
+    }
+}
+
+pub fn show_rel(rel: &[u8]) -> String {
+    if rel.is_empty() {
+        "<root>".into()
+    } else {
+        show(rel)
+    }
+}
+
+/// Differences between two trees (empty when equal).
+pub fn diff_trees(a: &Tree, b: &Tree, la: &str, lb: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let keys: BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).collect();
+    for k in keys {
+        match (a.get(k), b.get(k)) {
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) => {
+                let mut s = format!(
+                    "{}: {la} {} | {lb} {}",
+                    show_rel(k),
+                    x.describe(),
+                    y.describe()
+                );
+                if let (Some(cx), Some(cy)) = (&x.content, &y.content)
+                    && cx != cy
+                {
+                    let off = cx
+                        .iter()
+                        .zip(cy.iter())
+                        .position(|(p, q)| p != q)
+                        .unwrap_or(cx.len().min(cy.len()));
+                    let _ = write!(s, " (contents differ from byte {off})");
+                }
+                v.push(s);
+            }
+            (Some(x), None) => v.push(format!("{}: only {la}: {}", show_rel(k), x.describe())),
+            (None, Some(y)) => v.push(format!("{}: only {lb}: {}", show_rel(k), y.describe())),
+            (None, None) => {}
+        }
+    }
+    v
+}
+
+/// Give every directory of a tree the fixed mtime [`DIR_MTIME`].
+pub fn fix_dir_mtimes(root: &Path) {
+    let t = snapshot(root);
+    for (rel, e) in &t {
+        if e.kind == "dir" {
+            let p = if rel.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(std::ffi::OsStr::from_bytes(rel))
+            };
+            common::set_mtime(&p, DIR_MTIME);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Nodes
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// One "host": name, address, implementation, directories.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub imp: Imp,
+    pub role: Role,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub etc: PathBuf,
+    pub db: PathBuf,
+    pub tree: PathBuf,
+    /// the synchronised path every node's tree is mounted on
+    pub sync: PathBuf,
+}
+
+static SOCK_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Node {
+    pub fn new(h: &Host, imp: Imp, role: Role, port: u16, run_dir: &Path, sync: &Path) -> Node {
+        let short = h.name.split('.').next().unwrap_or("n").to_string();
+        let dir = run_dir.join(short);
+        let n = Node {
+            name: h.name.clone(),
+            addr: h.addr,
+            imp,
+            role,
+            port,
+            etc: dir.join("etc"),
+            db: dir.join("db"),
+            tree: dir.join("tree"),
+            dir,
+            sync: sync.to_path_buf(),
+        };
+        for d in [&n.etc, &n.db, &n.tree] {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        }
+        n
+    }
+
+    pub fn short(&self) -> &str {
+        self.name.split('.').next().unwrap_or("n")
+    }
+
+    /// A csync2 command of this node, in its own mount namespace:
+    /// `csync2 -N NAME -D DB -p PORT ARGS…`.
+    pub fn command(&self, args: &[OsString]) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount --bind \"$PRIV\" \"$SYNC\" && exec \"$@\"",
+            "sh",
+        ])
+        .arg(self.imp.bin())
+        .args(["-N", &self.name, "-D"])
+        .arg(&self.db)
+        .args(["-p", &self.port.to_string()])
+        .args(args)
+        .env("PRIV", &self.tree)
+        .env("SYNC", &self.sync)
+        .env("CSYNC2_SYSTEM_DIR", &self.etc)
+        .env("LC_ALL", "C")
+        .env_remove("TMPDIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    }
+
+    pub fn spawn(&self, args: &[OsString]) -> Proc {
+        Proc::spawn(
+            self.command(args),
+            format!(
+                "{} ({}) {}",
+                self.short(),
+                self.imp.label(),
+                common::cmdline(args)
+            ),
+        )
+    }
+
+    pub fn run(&self, args: &[OsString]) -> Done {
+        self.spawn(args).wait_until(Instant::now() + TIMEOUT)
+    }
+
+    /// Path inside the private tree.
+    pub fn p(&self, rel: impl AsRef<[u8]>) -> PathBuf {
+        let rel = rel.as_ref();
+        if rel.is_empty() {
+            self.tree.clone()
+        } else {
+            self.tree.join(std::ffi::OsStr::from_bytes(rel))
+        }
+    }
+
+    /// Logical path (as csync2 sees it): `<sync>/rel`.
+    pub fn s(&self, rel: impl AsRef<[u8]>) -> OsString {
+        let rel = rel.as_ref();
+        let mut v = self.sync.as_os_str().as_bytes().to_vec();
+        if !rel.is_empty() {
+            v.push(b'/');
+            v.extend_from_slice(rel);
+        }
+        OsString::from_vec(v)
+    }
+
+    pub fn db_file(&self) -> PathBuf {
+        self.db.join(format!("{}.db3", self.name))
+    }
+
+    pub fn dump(&self) -> Result<DbDump, String> {
+        if !self.db_file().exists() {
+            return Err("no database".into());
+        }
+        common::dump_db(&self.db_file())
+    }
+
+    pub fn snapshot(&self) -> Tree {
+        snapshot(&self.tree)
+    }
+
+    /// Run SQL on this node's database (test set-up only).
+    pub fn sql(&self, stmt: &str) {
+        let c = rusqlite::Connection::open(self.db_file()).expect("open database");
+        c.execute_batch(stmt)
+            .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+
+    pub fn write_etc(&self, file: &str, content: &str) {
+        std::fs::write(self.etc.join(file), content).expect("write etc file");
+    }
+
+    // ----- file system set-up (private tree, raw byte paths) -----
+
+    pub fn file(&self, rel: impl AsRef<[u8]>, content: impl AsRef<[u8]>, mode: u32, mtime: i64) {
+        let p = self.p(rel);
+        std::fs::write(&p, content.as_ref()).unwrap_or_else(|e| panic!("write {p:?}: {e}"));
+        common::set_mode(&p, mode);
+        common::set_mtime(&p, mtime);
+    }
+
+    pub fn mkdir(&self, rel: impl AsRef<[u8]>, mode: u32) {
+        let p = self.p(rel);
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {p:?}: {e}"));
+        common::set_mode(&p, mode);
+    }
+
+    pub fn symlink(&self, rel: impl AsRef<[u8]>, target: impl AsRef<[u8]>) {
+        let p = self.p(rel);
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target.as_ref()), &p)
+            .unwrap_or_else(|e| panic!("symlink {p:?}: {e}"));
+        // (GETTM reports it; never synchronised)
+        common::set_mtime(&p, DIR_MTIME);
+    }
+
+    pub fn retarget(&self, rel: impl AsRef<[u8]>, target: impl AsRef<[u8]>) {
+        let rel = rel.as_ref();
+        std::fs::remove_file(self.p(rel)).expect("remove symlink");
+        self.symlink(rel, target);
+    }
+
+    pub fn fifo(&self, rel: impl AsRef<[u8]>, mode: u32, mtime: i64) {
+        let p = self.p(rel);
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .unwrap_or_else(|e| panic!("mkfifo {p:?}: {e}"));
+        common::set_mode(&p, mode);
+        common::set_mtime(&p, mtime);
+    }
+
+    pub fn mknod(&self, rel: impl AsRef<[u8]>, blk: bool, dev: (u64, u64), mode: u32, mtime: i64) {
+        use nix::sys::stat::{SFlag, makedev, mknod};
+        let p = self.p(rel);
+        let kind = if blk { SFlag::S_IFBLK } else { SFlag::S_IFCHR };
+        mknod(
+            &p,
+            kind,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            makedev(dev.0, dev.1),
+        )
+        .unwrap_or_else(|e| panic!("mknod {p:?} (needs root): {e}"));
+        common::set_mode(&p, mode);
+        common::set_mtime(&p, mtime);
+    }
+
+    /// A unix socket inode (bound under a short path, then renamed).
+    pub fn socket(&self, rel: impl AsRef<[u8]>, mode: u32, mtime: i64) {
+        let p = self.p(rel);
+        let tmp = PathBuf::from(format!(
+            "/tmp/c2net-{}-{}.sock",
+            std::process::id(),
+            SOCK_COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        drop(std::os::unix::net::UnixListener::bind(&tmp).expect("bind unix socket"));
+        std::fs::rename(&tmp, &p).expect("rename socket into place");
+        common::set_mode(&p, mode);
+        common::set_mtime(&p, mtime);
+    }
+
+    pub fn chmod(&self, rel: impl AsRef<[u8]>, mode: u32) {
+        common::set_mode(&self.p(rel), mode);
+    }
+
+    pub fn chown(&self, rel: impl AsRef<[u8]>, uid: u32, gid: u32) {
+        let p = self.p(rel);
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("lchown {p:?}: {e}"));
+    }
+
+    pub fn mtime(&self, rel: impl AsRef<[u8]>, mtime: i64) {
+        common::set_mtime(&self.p(rel), mtime);
+    }
+
+    pub fn remove(&self, rel: impl AsRef<[u8]>) {
+        let p = self.p(rel);
+        let md = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("lstat {p:?}: {e}"));
+        if md.is_dir() {
+            std::fs::remove_dir_all(&p).expect("remove_dir_all");
+        } else {
+            std::fs::remove_file(&p).expect("remove_file");
+        }
+    }
+
+    pub fn read(&self, rel: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+        std::fs::read(self.p(rel)).ok()
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Deterministic text (lines of words), `len` bytes.
+pub fn pseudo_text(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "cluster", "sync", "node", "file", "delta", "block", "check", "peer", "dirty", "host",
+        "group", "key", "alpha", "beta", "gamma", "delta2", "rsync", "mtime",
+    ];
+    let r = pseudo_random(len, seed);
+    let mut v = Vec::with_capacity(len + 16);
+    let mut i = 0;
+    while v.len() < len {
+        v.extend_from_slice(WORDS[r[i % r.len()] as usize % WORDS.len()].as_bytes());
+        v.push(if r[(i * 7 + 3) % r.len()].is_multiple_of(9) {
+            b'\n'
+        } else {
+            b' '
+        });
+        i += 1;
+    }
+    v.truncate(len);
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Observations
+// ---------------------------------------------------------------------------
+
+/// Something a scenario declares as an expected difference; applied to both
+/// observations before they are compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ignore {
+    /// exit codes of all clients
+    ClientCode,
+    /// important client lines containing this text
+    ClientLines(String),
+    /// wire exchanges whose client request contains this text
+    Wire(Vec<u8>),
+    /// a tree entry of node N (tree-relative path)
+    Tree(usize, Vec<u8>),
+    /// database rows of node N whose first column decodes to this path
+    DbFile(usize, Vec<u8>),
+    /// important server lines containing this text
+    ServerLines(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientRun {
+    pub node: usize,
+    pub imp: Imp,
+    pub done: Done,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerRun {
+    pub node: usize,
+    pub imp: Imp,
+    pub done: Done,
+    /// several sessions in parallel (`-ii`): compare sorted lines
+    pub unordered: bool,
+}
+
+/// Everything recorded after one step of a scenario.
+#[derive(Clone, Debug)]
+pub struct Obs {
+    pub label: String,
+    pub clients: Vec<ClientRun>,
+    pub servers: Vec<ServerRun>,
+    pub trees: Vec<Tree>,
+    pub dbs: Vec<Result<DbDump, String>>,
+    pub ignore: Vec<Ignore>,
+}
+
+/// Client stderr lines compared between runs (prefixes, or `~text` for
+/// "contains").
+pub const CLIENT_LINES: &[&str] = &[
+    "Finished with ",
+    "ERROR",
+    "Host stays in dirty state",
+    "File stays in dirty state",
+    "Auto-resolving",
+    "~auto resolving",
+    "Do not auto-resolve",
+    "Updating ",
+    "Deleting ",
+    "File is already up to date on peer.",
+    "Marking file as dirty: ",
+    "Connection closed.",
+    "Connecting to host ",
+    "Bound to ",
+    "missing parent dir",
+    "Cant stat",
+    "WARNING: ",
+    "Config command failed",
+    "Can't create socket",
+    "Won ",
+    "Lost ",
+];
+
+/// Server stderr lines compared between runs (after the `<PID> ` prefix).
+pub const SERVER_LINES: &[&str] = &[
+    "Updated ",
+    "Listening on ",
+    "Received line too long",
+    "Format-error",
+    "Server error",
+    "This host (",
+    "Config names are limited",
+];
+
+fn strip_pid(l: &str) -> &str {
+    if let Some(rest) = l.strip_prefix('<')
+        && let Some(i) = rest.find("> ")
+        && rest[..i].bytes().all(|c| c.is_ascii_digit())
+    {
+        return &rest[i + 2..];
+    }
+    l
+}
+
+fn selected(l: &str, set: &[&str]) -> bool {
+    set.iter().any(|p| match p.strip_prefix('~') {
+        Some(t) => l.contains(t),
+        None => l.starts_with(p),
+    })
+}
+
+/// Split the real client's `auto resolving... response = N` (printed
+/// without a newline) from whatever was printed after it on the same line.
+fn split_glued(lines: Vec<String>) -> Vec<String> {
+    let mut v = Vec::new();
+    for l in lines {
+        const P: &str = "auto resolving... response = ";
+        if let Some(i) = l.find(P) {
+            let rest = &l[i + P.len()..];
+            let n = rest.bytes().take_while(|c| c.is_ascii_digit()).count();
+            let cut = i + P.len() + n;
+            if !l[..i].is_empty() {
+                v.push(l[..i].to_string());
+            }
+            v.push(l[i..cut].to_string());
+            if cut < l.len() {
+                v.push(l[cut..].to_string());
+            }
+        } else {
+            v.push(l);
+        }
+    }
+    v
+}
+
+const MARKING: &str = "Marking file as dirty: ";
+
+/// The `Marking file as dirty: …` lines of a client, in order.
+pub fn marking_lines(d: &Done) -> Vec<String> {
+    split_glued(d.stderr_lines())
+        .into_iter()
+        .filter(|l| l.starts_with(MARKING))
+        .collect()
+}
+
+/// The important client lines (see [`CLIENT_LINES`]) except the marking
+/// lines, which are compared separately.
+pub fn client_lines(d: &Done, ign: &[Ignore]) -> Vec<String> {
+    split_glued(d.stderr_lines())
+        .into_iter()
+        .filter(|l| selected(l, CLIENT_LINES) && !l.starts_with(MARKING))
+        .filter(|l| {
+            !ign.iter()
+                .any(|i| matches!(i, Ignore::ClientLines(t) if l.contains(t.as_str())))
+        })
+        .collect()
+}
+
+/// `Listening on ADDR:PORT as NAME.`: each run has its own port.
+fn mask_port(l: &str) -> String {
+    if let Some(rest) = l.strip_prefix("Listening on ")
+        && let (Some(c), Some(sp)) = (rest.find(':'), rest.find(' '))
+        && c < sp
+    {
+        return format!("Listening on {}:PORT{}", &rest[..c], &rest[sp..]);
+    }
+    l.to_string()
+}
+
+/// Remove every `<PID> ` token of a line (concurrent session processes write
+/// the prefix and the message separately, so they interleave).
+fn strip_all_pids(l: &str) -> String {
+    let mut out = String::new();
+    let mut rest = l;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let n = after.bytes().take_while(|c| c.is_ascii_digit()).count();
+        if n > 0 && after[n..].starts_with("> ") {
+            rest = &after[n + 2..];
+        } else {
+            out.push('<');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// In `unordered` mode (several concurrent sessions) PID prefixes are
+/// removed anywhere in the line and a message is found anywhere in it.
+pub fn server_lines(d: &Done, unordered: bool, ign: &[Ignore]) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .stderr_lines()
+        .iter()
+        .filter_map(|l| {
+            if !unordered {
+                let l = strip_pid(l).to_string();
+                return selected(&l, SERVER_LINES).then_some(l);
+            }
+            let l = strip_all_pids(l);
+            SERVER_LINES
+                .iter()
+                .filter_map(|p| l.find(p))
+                .min()
+                .map(|i| l[i..].to_string())
+        })
+        .filter(|l| {
+            !ign.iter()
+                .any(|i| matches!(i, Ignore::ServerLines(t) if l.contains(t.as_str())))
+        })
+        .map(|l| mask_port(&l))
+        .collect();
+    if unordered {
+        v.sort();
+    }
+    v
+}
+
+/// One request/response pair of a `-vvv` protocol trace: consecutive
+/// `Local> ` lines, then consecutive `Peer> ` lines (chunking of blobs
+/// depends on timing, so adjacent lines are joined). `local`/`peer` are the
+/// decoded bytes, `*_raw` the trace text as printed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Exch {
+    pub local: Vec<u8>,
+    pub peer: Vec<u8>,
+    pub local_raw: Vec<u8>,
+    pub peer_raw: Vec<u8>,
+}
+
+impl Exch {
+    pub fn local_starts(&self, p: &str) -> bool {
+        self.local.starts_with(p.as_bytes())
+    }
+    pub fn peer_starts(&self, p: &str) -> bool {
+        self.peer.starts_with(p.as_bytes())
+    }
+}
+
+/// Undo the trace escapes: `\n`, `\r`, `\ooo` (octal); anything else is
+/// literal.
+pub fn trace_decode(t: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] == b'\\' && i + 1 < t.len() {
+            match t[i + 1] {
+                b'n' => {
+                    out.push(b'\n');
+                    i += 2;
+                    continue;
+                }
+                b'r' => {
+                    out.push(b'\r');
+                    i += 2;
+                    continue;
+                }
+                // the real client prints bytes >= 0x80 as sign-extended
+                // 32-bit octal: `\37777777703` for 0xc3
+                b'3' if t[i + 1..].starts_with(b"37777777")
+                    && i + 11 < t.len()
+                    && t[i + 9..i + 12].iter().all(|c| (b'0'..=b'7').contains(c)) =>
+                {
+                    let v = (t[i + 9] - b'0') as u32 * 64
+                        + (t[i + 10] - b'0') as u32 * 8
+                        + (t[i + 11] - b'0') as u32;
+                    out.push((v & 0xff) as u8);
+                    i += 12;
+                    continue;
+                }
+                b'0'..=b'3'
+                    if i + 3 < t.len()
+                        && (b'0'..=b'7').contains(&t[i + 2])
+                        && (b'0'..=b'7').contains(&t[i + 3]) =>
+                {
+                    out.push((t[i + 1] - b'0') * 64 + (t[i + 2] - b'0') * 8 + (t[i + 3] - b'0'));
+                    i += 4;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(t[i]);
+        i += 1;
+    }
+    out
+}
+
+pub fn wire(d: &Done) -> Vec<Exch> {
+    let mut v: Vec<Exch> = Vec::new();
+    let mut last_local = false;
+    for l in d.stderr.split(|&c| c == b'\n') {
+        if let Some(t) = l.strip_prefix(b"Local> ".as_slice()) {
+            if !last_local || v.is_empty() {
+                v.push(Exch::default());
+            }
+            let e = v.last_mut().expect("non-empty");
+            e.local_raw.extend_from_slice(t);
+            e.local.extend(trace_decode(t));
+            last_local = true;
+        } else if let Some(t) = l.strip_prefix(b"Peer> ".as_slice()) {
+            if v.is_empty() {
+                v.push(Exch::default());
+            }
+            let e = v.last_mut().expect("non-empty");
+            e.peer_raw.extend_from_slice(t);
+            e.peer.extend(trace_decode(t));
+            last_local = false;
+        }
+    }
+    v
+}
+
+fn wire_filtered(d: &Done, ign: &[Ignore]) -> Vec<Exch> {
+    wire(d)
+        .into_iter()
+        .filter(|e| {
+            !ign.iter()
+                .any(|i| matches!(i, Ignore::Wire(t) if contains(&e.local, t)))
+        })
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The command line of a request (its first line), with the device-number
+/// argument of MKCHR/MKBLK dropped (our client sends it, the real one does
+/// not: protocol.md Q8).
+fn command_line(local: &[u8]) -> String {
+    let first = local.split(|&c| c == b'\n').next().unwrap_or(b"");
+    let toks: Vec<&[u8]> = first.split(|&c| c == b' ').collect();
+    if (toks[0] == b"MKCHR" || toks[0] == b"MKBLK") && toks.len() > 3 {
+        return show(&toks[..3].join(&b' '));
+    }
+    show(first)
+}
+
+fn first_line(s: &[u8]) -> String {
+    show(s.split(|&c| c == b'\n').next().unwrap_or(b""))
+}
+
+fn is_command(local: &[u8]) -> bool {
+    const CMDS: &[&str] = &[
+        "CONFIG", "HELLO", "SIG", "PATCH", "DEL", "FLUSH", "MKDIR", "MKCHR", "MKBLK", "MKFIFO",
+        "MKLINK", "MKSOCK", "SETOWN", "SETMOD", "SETIME", "GETTM", "GETSZ", "BYE", "GROUP", "TYPE",
+        "LIST", "SSL",
+    ];
+    let w = local
+        .split(|&c| c == b' ' || c == b'\n')
+        .next()
+        .unwrap_or(b"");
+    CMDS.iter().any(|c| c.as_bytes() == w)
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else {
+        let mut i = n;
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        format!("{}… ({} chars)", &s[..i], s.len())
+    }
+}
+
+/// First difference of two line lists, with context.
+fn diff_list(what: &str, a: &[String], b: &[String], la: &str, lb: &str) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let i = (0..a.len().max(b.len()))
+        .find(|&i| a.get(i) != b.get(i))
+        .unwrap_or(0);
+    let mut s = format!(
+        "{what} differ ({la} {} lines, {lb} {} lines); first difference at line {}:\n",
+        a.len(),
+        b.len(),
+        i + 1
+    );
+    for l in &a[i.saturating_sub(2)..i.min(a.len())] {
+        let _ = writeln!(s, "        = {}", cut(l, 200));
+    }
+    let _ = writeln!(
+        s,
+        "        {la}: {}",
+        a.get(i).map(|x| cut(x, 300)).unwrap_or("<none>".into())
+    );
+    let _ = writeln!(
+        s,
+        "        {lb}: {}",
+        b.get(i).map(|x| cut(x, 300)).unwrap_or("<none>".into())
+    );
+    Some(s)
+}
+
+fn diff_wire(a: &[Exch], b: &[Exch], la: &str, lb: &str, commands_only: bool) -> Option<String> {
+    let norm = |v: &[Exch]| -> Vec<String> {
+        if commands_only {
+            v.iter()
+                .filter(|e| is_command(&e.local))
+                .map(|e| format!("{}  =>  {}", command_line(&e.local), first_line(&e.peer)))
+                .collect()
+        } else {
+            v.iter()
+                .map(|e| {
+                    format!(
+                        "Local> {}  ||  Peer> {}",
+                        show(&e.local_raw),
+                        show(&e.peer_raw)
+                    )
+                })
+                .collect()
+        }
+    };
+    diff_list(
+        if commands_only {
+            "protocol trace (commands and first reply lines)"
+        } else {
+            "protocol trace (client -vvv Local>/Peer> exchanges)"
+        },
+        &norm(a),
+        &norm(b),
+        la,
+        lb,
+    )
+}
+
+/// Replace `dev=<n>` in check texts by `dev=*`.
+fn mask_dev(t: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        if t[i..].starts_with(b"dev=") {
+            out.extend_from_slice(b"dev=*");
+            i += 4;
+            while i < t.len() && (t[i].is_ascii_digit() || t[i] == b'-') {
+                i += 1;
+            }
+        } else {
+            out.push(t[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn normalize_db(d: &DbDump, node: usize, ign: &[Ignore], mask_devs: bool) -> DbDump {
+    let mut d = d.clone();
+    let drop: Vec<&Vec<u8>> = ign
+        .iter()
+        .filter_map(|i| match i {
+            Ignore::DbFile(n, f) if *n == node => Some(f),
+            _ => None,
+        })
+        .collect();
+    for t in d.tables.values_mut() {
+        t.rows.retain(|r| {
+            let name = r.first().and_then(Val::text).map(common::url_decode);
+            !name.is_some_and(|n| drop.contains(&&n))
+        });
+        if mask_devs {
+            for r in &mut t.rows {
+                for v in r.iter_mut() {
+                    if let Val::Text(x) = v
+                        && (contains(x, b"type=chr") || contains(x, b"type=blk"))
+                    {
+                        *x = mask_dev(x);
+                    }
+                }
+            }
+            t.rows.sort();
+        }
+    }
+    d
+}
+
+fn normalize_tree(t: &Tree, node: usize, ign: &[Ignore], mask_devs: bool) -> Tree {
+    let mut t = t.clone();
+    for i in ign {
+        if let Ignore::Tree(n, rel) = i
+            && *n == node
+        {
+            t.remove(rel);
+        }
+    }
+    if mask_devs {
+        for e in t.values_mut() {
+            e.rdev = None;
+        }
+    }
+    t
+}
+
+/// Differences between observation `b` (run `mb`) and the reference `a`
+/// (run `ma`).
+pub fn compare_obs(
+    a: &Obs,
+    ma: Mode,
+    b: &Obs,
+    mb: Mode,
+    nodes: &[Node],
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let la = format!("({})", ma.tag);
+    let lb = format!("({})", mb.tag);
+    let mut ign = a.ignore.clone();
+    ign.extend(b.ignore.iter().cloned());
+    let mut v = Vec::new();
+    if a.clients.len() != b.clients.len() || a.servers.len() != b.servers.len() {
+        v.push(format!(
+            "different number of processes: {la} {} clients/{} servers, {lb} {}/{}",
+            a.clients.len(),
+            a.servers.len(),
+            b.clients.len(),
+            b.servers.len()
+        ));
+        return v;
+    }
+    for (ca, cb) in a.clients.iter().zip(&b.clients) {
+        let who = format!("client {}", nodes[ca.node].short());
+        let code_differs = !ign.contains(&Ignore::ClientCode) && ca.done.code != cb.done.code;
+        if code_differs || ca.done.timed_out != cb.done.timed_out {
+            v.push(format!(
+                "{who} status: {la} {}, {lb} {}",
+                ca.done.status(),
+                cb.done.status()
+            ));
+        }
+        if let Some(d) = diff_list(
+            &format!("{who} stdout lines"),
+            &ca.done.stdout_lines(),
+            &cb.done.stdout_lines(),
+            &la,
+            &lb,
+        ) {
+            v.push(d);
+        }
+        if let Some(d) = diff_list(
+            &format!("{who} important stderr lines"),
+            &client_lines(&ca.done, &ign),
+            &client_lines(&cb.done, &ign),
+            &la,
+            &lb,
+        ) {
+            v.push(d);
+        }
+        let (ma_, mb_) = (marking_lines(&ca.done), marking_lines(&cb.done));
+        if ma_ != mb_ {
+            let (mut sa_, mut sb_) = (ma_.clone(), mb_.clone());
+            sa_.sort();
+            sb_.sort();
+            let what = if sa_ == sb_ {
+                format!("{who} `Marking file as dirty` lines: same lines, different order")
+            } else {
+                format!("{who} `Marking file as dirty` lines")
+            };
+            if let Some(d) = diff_list(&what, &ma_, &mb_, &la, &lb) {
+                v.push(d);
+            }
+        }
+        let (wa, wb) = (wire_filtered(&ca.done, &ign), wire_filtered(&cb.done, &ign));
+        if ca.imp == cb.imp && ca.imp == Imp::Real {
+            if let Some(d) = diff_wire(&wa, &wb, &la, &lb, false) {
+                v.push(format!("{who}: {d}"));
+            }
+        } else if wb.is_empty() && !wa.is_empty() {
+            notes.push(format!(
+                "{lb} {who}: no `Local>`/`Peer>` protocol trace at -vvv (the real client prints one); \
+                 wire not compared"
+            ));
+        } else {
+            if let Some(d) = diff_wire(&wa, &wb, &la, &lb, true) {
+                v.push(format!("{who}: {d}"));
+            }
+            let escapes = wa.iter().zip(&wb).find(|(x, y)| {
+                (x.local == y.local && x.local_raw != y.local_raw)
+                    || (x.peer == y.peer && x.peer_raw != y.peer_raw)
+            });
+            if let Some((x, y)) = escapes {
+                notes.push(format!(
+                    "{lb} {who}: the -vvv trace escapes bytes differently from the real client \
+                     (same bytes): {la} `Local> {}` / `Peer> {}`, {lb} `Local> {}` / `Peer> {}`",
+                    cut(&show(&x.local_raw), 60),
+                    cut(&show(&x.peer_raw), 60),
+                    cut(&show(&y.local_raw), 60),
+                    cut(&show(&y.peer_raw), 60)
+                ));
+            }
+        }
+    }
+    for (sa, sb) in a.servers.iter().zip(&b.servers) {
+        let who = format!("server {}", nodes[sa.node].short());
+        if sa.done.code != sb.done.code || sa.done.timed_out != sb.done.timed_out {
+            v.push(format!(
+                "{who} status: {la} {}, {lb} {}",
+                sa.done.status(),
+                sb.done.status()
+            ));
+        }
+        if let Some(d) = diff_list(
+            &format!("{who} stdout lines"),
+            &sa.done.stdout_lines(),
+            &sb.done.stdout_lines(),
+            &la,
+            &lb,
+        ) {
+            v.push(d);
+        }
+        if let Some(d) = diff_list(
+            &format!("{who} important stderr lines"),
+            &server_lines(&sa.done, sa.unordered, &ign),
+            &server_lines(&sb.done, sb.unordered, &ign),
+            &la,
+            &lb,
+        ) {
+            v.push(d);
+        }
+    }
+    // our client sends the device number with MKCHR/MKBLK (Q8), the real one
+    // does not: mask device numbers on the receiving nodes
+    let mask = ma.client != mb.client;
+    for (i, n) in nodes.iter().enumerate() {
+        let m = mask && n.role == Role::Server;
+        let ta = normalize_tree(&a.trees[i], i, &ign, m);
+        let tb = normalize_tree(&b.trees[i], i, &ign, m);
+        let d = diff_trees(&ta, &tb, &la, &lb);
+        if !d.is_empty() {
+            let mut s = format!("tree of {} differs ({} entries):\n", n.short(), d.len());
+            for l in d.iter().take(12) {
+                let _ = writeln!(s, "        {l}");
+            }
+            v.push(s);
+        }
+        match (&a.dbs[i], &b.dbs[i]) {
+            (Ok(x), Ok(y)) => {
+                let d =
+                    common::diff_dumps(&normalize_db(x, i, &ign, m), &normalize_db(y, i, &ign, m));
+                if !d.is_empty() {
+                    v.push(format!(
+                        "database of {} differs (REAL = {la}, OURS = {lb}):\n{d}",
+                        n.short()
+                    ));
+                }
+            }
+            (Err(x), Err(y)) if x == y => {}
+            (x, y) => v.push(format!(
+                "database of {}: {la} {}, {lb} {}",
+                n.short(),
+                x.as_ref().map(|_| "exists").unwrap_or_else(|e| e),
+                y.as_ref().map(|_| "exists").unwrap_or_else(|e| e)
+            )),
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Runs
+// ---------------------------------------------------------------------------
+
+/// The default configuration: `{SYNC}`, `{N1}`…`{N9}` are substituted; the
+/// key file `g.key` holds [`KEY1`], `h.key` holds [`KEY2`].
+pub const DEFAULT_CFG: &str =
+    "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    include {SYNC};\n}\n";
+
+/// One run of a scenario in one [`Mode`].
+pub struct Run {
+    pub test: String,
+    pub mode: Mode,
+    pub nodes: Vec<Node>,
+    pub obs: Vec<Obs>,
+    pub history: Vec<String>,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    pub dir: PathBuf,
+    pub sync: PathBuf,
+    step_no: usize,
+}
+
+impl Run {
+    pub fn new(
+        test: &str,
+        mode: Mode,
+        hosts: &[Host],
+        servers: &[usize],
+        base: &Path,
+        port: u16,
+    ) -> Run {
+        let dir = base.join(mode.tag.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create run dir");
+        let sync = base.join("sync");
+        let nodes = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let server = servers.contains(&i);
+                Node::new(
+                    h,
+                    if server { mode.server } else { mode.client },
+                    if server { Role::Server } else { Role::Client },
+                    port,
+                    &dir,
+                    &sync,
+                )
+            })
+            .collect();
+        let r = Run {
+            test: test.to_string(),
+            mode,
+            nodes,
+            obs: Vec::new(),
+            history: Vec::new(),
+            problems: Vec::new(),
+            notes: Vec::new(),
+            dir,
+            sync,
+            step_no: 0,
+        };
+        r.config(DEFAULT_CFG);
+        r
+    }
+
+    pub fn n(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+
+    pub fn subst(&self, text: &str) -> String {
+        let mut t = text.replace("{SYNC}", &self.sync.to_string_lossy());
+        for (i, n) in self.nodes.iter().enumerate() {
+            t = t.replace(&format!("{{N{}}}", i + 1), &n.name);
+        }
+        t
+    }
+
+    /// Write the same config and key files to every node.
+    pub fn config(&self, text: &str) {
+        let cfg = self.subst(text);
+        for n in &self.nodes {
+            n.write_etc("csync2.cfg", &cfg);
+            n.write_etc("g.key", KEY1);
+            n.write_etc("h.key", KEY2);
+        }
+    }
+
+    pub fn note(&mut self, s: impl Into<String>) {
+        self.history.push(s.into());
+    }
+
+    /// Record a scenario expectation (checked in every run).
+    pub fn expect(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            let s = what.into();
+            self.problems.push(format!(
+                "{}: expectation failed: {s}",
+                self.obs
+                    .last()
+                    .map(|o| format!("after `{}`", o.label))
+                    .unwrap_or_else(|| "set-up".into())
+            ));
+        }
+    }
+
+    pub fn fix_mtimes(&self) {
+        for n in &self.nodes {
+            fix_dir_mtimes(&n.tree);
+        }
+    }
+
+    pub fn save_output(&self, d: &Done, name: &str) {
+        let base = self.dir.join(format!("{:02}-{name}", self.step_no));
+        let _ = std::fs::write(base.with_extension("stdout"), &d.stdout);
+        let _ = std::fs::write(base.with_extension("stderr"), &d.stderr);
+    }
+
+    /// Run csync2 on node `i` (not recorded as an observation).
+    pub fn cmd(&mut self, i: usize, args: Vec<OsString>) -> Done {
+        self.step_no += 1;
+        let d = self.nodes[i].run(&args);
+        self.note(format!(
+            "{} {}: {} -> {}",
+            self.nodes[i].short(),
+            self.nodes[i].imp.label(),
+            common::cmdline(&args),
+            d.status()
+        ));
+        self.save_output(&d, &format!("{}-cmd", self.nodes[i].short()));
+        d
+    }
+
+    /// As [`Run::cmd`]; the command must exit with `code`.
+    pub fn cmd_ok(&mut self, i: usize, args: Vec<OsString>, code: i32) -> Done {
+        let d = self.cmd(i, args.clone());
+        if d.code != Some(code) {
+            let tail: Vec<String> = d.stderr_lines().into_iter().rev().take(8).collect();
+            self.problems.push(format!(
+                "set-up command on {} ({}) `{}` gave {} (expected exit {code}); last stderr lines (newest first): {:?}",
+                self.nodes[i].short(),
+                self.nodes[i].imp.label(),
+                common::cmdline(&args),
+                d.status(),
+                tail
+            ));
+        }
+        d
+    }
+
+    /// `-cIr <sync>` on every node: file tables without dirty rows.
+    pub fn init(&mut self) {
+        self.fix_mtimes();
+        for i in 0..self.nodes.len() {
+            let s = self.nodes[i].s("");
+            self.cmd_ok(i, vec!["-cIr".into(), s], 0);
+        }
+    }
+
+    /// `-cr <sync>` on node `i`.
+    pub fn check(&mut self, i: usize) {
+        self.fix_mtimes();
+        let s = self.nodes[i].s("");
+        self.cmd_ok(i, vec!["-cr".into(), s], 0);
+    }
+
+    /// Start a server (`-iii` or `-ii`) with `-v` on node `i` and wait until
+    /// it listens.
+    pub fn start_server(&mut self, i: usize, kind: &str) -> Proc {
+        let n = &self.nodes[i];
+        let mut p = n.spawn(&[kind.into(), "-v".into()]);
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if listening(n.addr, n.port) {
+                break;
+            }
+            if p.exited() || Instant::now() > end {
+                let d = p.kill();
+                panic!(
+                    "server {} ({}) did not start listening on {}:{}: {}\n{}",
+                    n.short(),
+                    n.imp.label(),
+                    n.addr,
+                    n.port,
+                    d.status(),
+                    show(&d.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.note(format!(
+            "{} {}: started server {kind} on {}:{}",
+            n.short(),
+            n.imp.label(),
+            n.addr,
+            n.port
+        ));
+        p
+    }
+
+    /// After the clients: wait for a `-iii` server to end its session; kill
+    /// it at once if it is still listening (nobody connected).
+    pub fn finish_server(&mut self, i: usize, mut p: Proc) -> Done {
+        let (addr, port) = (self.nodes[i].addr, self.nodes[i].port);
+        let end = Instant::now() + Duration::from_secs(15);
+        let d = loop {
+            if p.exited() {
+                break p.wait_until(Instant::now());
+            }
+            if listening(addr, port) {
+                break p.kill();
+            }
+            if Instant::now() > end {
+                let mut d = p.kill();
+                d.timed_out = true;
+                break d;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.save_output(&d, &format!("{}-server", self.nodes[i].short()));
+        d
+    }
+
+    /// Stop a `-ii` daemon once its session children have finished.
+    pub fn stop_daemon(&mut self, i: usize, mut p: Proc) -> Done {
+        let end = Instant::now() + Duration::from_secs(15);
+        while !children_of(p.pid).is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !children_of(p.pid).is_empty() {
+            self.problems.push(format!(
+                "server {}: session processes still running after 15 s",
+                self.nodes[i].short()
+            ));
+        }
+        let _ = p.exited();
+        let d = p.kill();
+        self.save_output(&d, &format!("{}-daemon", self.nodes[i].short()));
+        d
+    }
+
+    /// Record an observation of the current state.
+    pub fn record(
+        &mut self,
+        label: &str,
+        clients: Vec<ClientRun>,
+        servers: Vec<ServerRun>,
+    ) -> usize {
+        let trees = self.nodes.iter().map(|n| n.snapshot()).collect();
+        let dbs = self.nodes.iter().map(|n| n.dump()).collect();
+        self.obs.push(Obs {
+            label: label.to_string(),
+            clients,
+            servers,
+            trees,
+            dbs,
+            ignore: Vec::new(),
+        });
+        self.obs.len() - 1
+    }
+
+    /// A push: `-iii` server on node `server` (when given), the client
+    /// command `-vvv ARGS` on node `client`; then an observation.
+    pub fn push_from(
+        &mut self,
+        label: &str,
+        client: usize,
+        server: Option<usize>,
+        args: Vec<OsString>,
+    ) -> usize {
+        self.fix_mtimes();
+        let srv = server.map(|s| (s, self.start_server(s, "-iii")));
+        let mut full: Vec<OsString> = vec!["-vvv".into()];
+        full.extend(args);
+        self.step_no += 1;
+        let c = self.nodes[client].run(&full);
+        self.save_output(&c, &format!("{}-client", self.nodes[client].short()));
+        self.note(format!(
+            "{label}: {} {}: {} -> {}",
+            self.nodes[client].short(),
+            self.nodes[client].imp.label(),
+            common::cmdline(&full),
+            c.status()
+        ));
+        let mut servers = Vec::new();
+        if let Some((s, p)) = srv {
+            let d = self.finish_server(s, p);
+            self.note(format!(
+                "  server {}: {}",
+                self.nodes[s].short(),
+                d.status()
+            ));
+            servers.push(ServerRun {
+                node: s,
+                imp: self.nodes[s].imp,
+                done: d,
+                unordered: false,
+            });
+        }
+        let imp = self.nodes[client].imp;
+        // harness sanity: the real client's -vvv trace must be parseable
+        let traced = !wire(&c).is_empty();
+        let connected = servers.iter().any(|s| !s.done.killed);
+        let o = self.record(
+            label,
+            vec![ClientRun {
+                node: client,
+                imp,
+                done: c,
+            }],
+            servers,
+        );
+        if imp == Imp::Real && connected {
+            self.expect(traced, "the real client's -vvv protocol trace was found");
+        }
+        o
+    }
+
+    /// `-cr -v <sync>` on node `i`, recorded as an observation (after a
+    /// push: the receiver's database must agree with its files, so nothing
+    /// becomes dirty).
+    pub fn recheck(&mut self, label: &str, i: usize) -> usize {
+        self.fix_mtimes();
+        let s = self.nodes[i].s("");
+        let d = self.cmd(i, vec!["-cr".into(), "-v".into(), s]);
+        let imp = self.nodes[i].imp;
+        self.record(
+            label,
+            vec![ClientRun {
+                node: i,
+                imp,
+                done: d,
+            }],
+            Vec::new(),
+        )
+    }
+
+    /// [`Run::recheck`] of node 1; it must mark nothing dirty.
+    pub fn recheck_clean(&mut self) {
+        let o = self.recheck("receiver -cr after the push", 1);
+        let dirty = self.dirty(o, 1);
+        let names: Vec<String> = dirty.iter().map(|(f, _)| show(f)).collect();
+        self.expect(
+            dirty.is_empty(),
+            format!("the receiver's check finds nothing new: {names:?}"),
+        );
+    }
+
+    /// [`Run::push_from`] node 0 to node 1.
+    pub fn push(&mut self, label: &str, args: Vec<OsString>) -> usize {
+        self.push_from(label, 0, Some(1), args)
+    }
+
+    pub fn ignore(&mut self, obs: usize, i: Ignore) {
+        self.obs[obs].ignore.push(i);
+    }
+
+    pub fn client(&self, obs: usize) -> &Done {
+        &self.obs[obs].clients[0].done
+    }
+
+    pub fn tree(&self, obs: usize, node: usize) -> &Tree {
+        &self.obs[obs].trees[node]
+    }
+
+    pub fn entry(&self, obs: usize, node: usize, rel: impl AsRef<[u8]>) -> Option<&Entry> {
+        self.obs[obs].trees[node].get(rel.as_ref())
+    }
+
+    /// Dirty rows (decoded file name, decoded peer name) of a node.
+    pub fn dirty(&self, obs: usize, node: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Ok(d) = &self.obs[obs].dbs[node] else {
+            return Vec::new();
+        };
+        d.rows("dirty")
+            .iter()
+            .map(|r| {
+                let f = r.first().and_then(Val::text).map(common::url_decode);
+                let p = r.get(3).and_then(Val::text).map(common::url_decode);
+                (f.unwrap_or_default(), p.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Whether node `node` has a dirty row for `rel` (tree-relative).
+    pub fn is_dirty(&self, obs: usize, node: usize, rel: impl AsRef<[u8]>) -> bool {
+        let want = self.nodes[node].s(rel).into_vec();
+        self.dirty(obs, node).iter().any(|(f, _)| *f == want)
+    }
+
+    /// The tree of node `b` equals the tree of node `a` in every entry
+    /// (except the root) — what a complete push produces.
+    pub fn expect_same_trees(&mut self, obs: usize, a: usize, b: usize) {
+        let mut ta = self.obs[obs].trees[a].clone();
+        let mut tb = self.obs[obs].trees[b].clone();
+        ta.remove(&Vec::new());
+        tb.remove(&Vec::new());
+        let d = diff_trees(&ta, &tb, self.nodes[a].short(), self.nodes[b].short());
+        let ok = d.is_empty();
+        self.expect(
+            ok,
+            format!(
+                "the trees of {} and {} should be equal: {}",
+                self.nodes[a].short(),
+                self.nodes[b].short(),
+                d.iter().take(6).cloned().collect::<Vec<_>>().join("; ")
+            ),
+        );
+    }
+
+    pub fn expect_code(&mut self, obs: usize, code: i32) {
+        let d = self.client(obs).status();
+        let ok = self.client(obs).code == Some(code);
+        self.expect(ok, format!("client should exit {code}, got {d}"));
+    }
+
+    pub fn expect_line(&mut self, obs: usize, text: &str) {
+        let ok = show(&self.client(obs).stderr).contains(text)
+            || show(&self.client(obs).stdout).contains(text);
+        self.expect(ok, format!("client output should contain `{text}`"));
+    }
+}
+
+fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = e.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = e.downcast_ref::<&str>() {
+        s.to_string()
+    } else {
+        "<panic>".into()
+    }
+}
+
+fn keep() -> bool {
+    std::env::var_os("CSYNC2_DIFF_KEEP").is_some()
+}
+
+/// Run `scenario` once per mode from identical starting states and compare
+/// every run's observations with run (a) (REAL client → REAL server).
+/// `servers` are the indices of the nodes that run the server
+/// implementation; the others run the client implementation.
+pub fn differential(
+    test: &str,
+    idx: u8,
+    nhosts: u8,
+    servers: &[usize],
+    scenario: impl Fn(&mut Run),
+) {
+    let hs = hosts(test, idx, nhosts);
+    let base = PathBuf::from(format!("/tmp/c2net-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("sync")).expect("create base");
+    let mut runs = Vec::new();
+    for (k, mode) in modes().into_iter().enumerate() {
+        let mut run = Run::new(test, mode, &hs, servers, &base, port(idx, k as u16));
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut run)));
+        if let Err(e) = res {
+            run.problems
+                .push(format!("scenario panicked: {}", panic_text(&*e)));
+        }
+        runs.push(run);
+    }
+    let mut report = String::new();
+    let mut notes = Vec::new();
+    for run in &runs {
+        for p in &run.problems {
+            let _ = writeln!(report, "{} {p}", run.mode.describe());
+        }
+    }
+    let a = &runs[0];
+    for b in &runs[1..] {
+        let mut diffs = String::new();
+        if a.obs.len() != b.obs.len() {
+            let _ = writeln!(
+                diffs,
+                "  different number of steps: (a) {}, ({}) {}",
+                a.obs.len(),
+                b.mode.tag,
+                b.obs.len()
+            );
+        }
+        for (oa, ob) in a.obs.iter().zip(&b.obs) {
+            let d = compare_obs(oa, a.mode, ob, b.mode, &b.nodes, &mut notes);
+            if !d.is_empty() {
+                let _ = writeln!(diffs, "  step `{}`:", oa.label);
+                for x in d {
+                    let _ = writeln!(diffs, "    - {}", x.trim_end());
+                }
+            }
+        }
+        if !diffs.is_empty() {
+            let _ = writeln!(
+                report,
+                "\n{} differs from {}:\n{diffs}  history of ({}):",
+                b.mode.describe(),
+                a.mode.describe(),
+                b.mode.tag
+            );
+            for h in &b.history {
+                let _ = writeln!(report, "      {h}");
+            }
+        }
+    }
+    notes.sort();
+    notes.dedup();
+    for n in &notes {
+        eprintln!("[{test}] note: {n}");
+    }
+    if !ours_client_available() {
+        eprintln!(
+            "[{test}] note: our client (-u/-x) is not implemented yet: runs (c) and (d) skipped"
+        );
+    }
+    for r in &runs {
+        for n in &r.notes {
+            eprintln!("[{test}] {} note: {n}", r.mode.describe());
+        }
+    }
+    if !report.is_empty() {
+        let _ = std::fs::write(base.join("report.txt"), &report);
+        panic!(
+            "\n=== net_interop `{test}` (directory {} kept; each run's outputs are in its <tag>/ subdirectory) ===\n{report}",
+            base.display()
+        );
+    }
+    if !keep() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw protocol probes
+// ---------------------------------------------------------------------------
+
+/// How to read the answer to one probe step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// this many LF-terminated lines
+    Lines(usize),
+    /// a SIG answer: status; after a data/path_not_found/not_found status the
+    /// check-text line, the `octet-stream N` blob and the final status
+    Sig,
+    /// a PATCH answer: status; after `OK (send_data).` the signature blob
+    Patch,
+    /// everything up to the end of the connection
+    Eof,
+    /// nothing should come (500 ms); whatever comes is recorded
+    Silence,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub send: Vec<u8>,
+    pub expect: Expect,
+}
+
+pub fn step(send: impl AsRef<[u8]>, expect: Expect) -> Step {
+    Step {
+        send: send.as_ref().to_vec(),
+        expect,
+    }
+}
+
+/// What one step sent and received; `end` is `<closed>` (EOF or reset) or
+/// `<timeout>` when the expected answer did not come completely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    pub sent: Vec<u8>,
+    pub got: Vec<u8>,
+    pub end: String,
+}
+
+struct Reader {
+    r: BufReader<TcpStream>,
+}
+
+enum Got {
+    Ok,
+    Closed,
+    Timeout,
+}
+
+impl Reader {
+    fn line(&mut self, out: &mut Vec<u8>) -> Got {
+        let mut buf = Vec::new();
+        let r = self.r.read_until(b'\n', &mut buf);
+        out.extend_from_slice(&buf);
+        match r {
+            Ok(0) => Got::Closed,
+            Ok(_) if buf.ends_with(b"\n") => Got::Ok,
+            Ok(_) => Got::Closed,
+            Err(e) => err_kind(&e),
+        }
+    }
+    fn bytes(&mut self, n: usize, out: &mut Vec<u8>) -> Got {
+        let mut buf = vec![0u8; n];
+        let mut have = 0;
+        while have < n {
+            match self.r.read(&mut buf[have..]) {
+                Ok(0) => {
+                    out.extend_from_slice(&buf[..have]);
+                    return Got::Closed;
+                }
+                Ok(k) => have += k,
+                Err(e) => {
+                    out.extend_from_slice(&buf[..have]);
+                    return err_kind(&e);
+                }
+            }
+        }
+        out.extend_from_slice(&buf);
+        Got::Ok
+    }
+    fn blob(&mut self, out: &mut Vec<u8>) -> Got {
+        let start = out.len();
+        match self.line(out) {
+            Got::Ok => {}
+            g => return g,
+        }
+        let hdr = String::from_utf8_lossy(&out[start..])
+            .trim_end()
+            .to_string();
+        match hdr
+            .strip_prefix("octet-stream ")
+            .and_then(|n| n.parse::<i64>().ok())
+        {
+            Some(n) if n > 0 => self.bytes(n as usize, out),
+            _ => Got::Ok,
+        }
+    }
+    fn read_to_eof(&mut self, out: &mut Vec<u8>) -> Got {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.r.read(&mut buf) {
+                Ok(0) => return Got::Closed,
+                Ok(k) => out.extend_from_slice(&buf[..k]),
+                Err(e) => return err_kind(&e),
+            }
+        }
+    }
+}
+
+fn err_kind(e: &std::io::Error) -> Got {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Got::Timeout,
+        _ => Got::Closed,
+    }
+}
+
+fn last_line(out: &[u8], from: usize) -> String {
+    String::from_utf8_lossy(&out[from..]).trim_end().to_string()
+}
+
+fn read_answer(r: &mut Reader, ex: &Expect, out: &mut Vec<u8>) -> Got {
+    match ex {
+        Expect::Lines(n) => {
+            for _ in 0..*n {
+                match r.line(out) {
+                    Got::Ok => {}
+                    g => return g,
+                }
+            }
+            Got::Ok
+        }
+        Expect::Sig => {
+            let s = out.len();
+            match r.line(out) {
+                Got::Ok => {}
+                g => return g,
+            }
+            let st = last_line(out, s);
+            if st == "OK (data_follows)." || st == "OK (path_not_found)." || st == "OK (not_found)."
+            {
+                match r.line(out) {
+                    Got::Ok => {}
+                    g => return g,
+                }
+                match r.blob(out) {
+                    Got::Ok => {}
+                    g => return g,
+                }
+                return r.line(out);
+            }
+            Got::Ok
+        }
+        Expect::Patch => {
+            let s = out.len();
+            match r.line(out) {
+                Got::Ok => {}
+                g => return g,
+            }
+            if last_line(out, s) == "OK (send_data)." {
+                return r.blob(out);
+            }
+            Got::Ok
+        }
+        Expect::Eof => r.read_to_eof(out),
+        Expect::Silence => {
+            let s =
+                r.r.get_ref()
+                    .set_read_timeout(Some(Duration::from_millis(500)));
+            let g = if s.is_ok() {
+                let mut buf = [0u8; 4096];
+                match r.r.read(&mut buf) {
+                    Ok(0) => Got::Closed,
+                    Ok(k) => {
+                        out.extend_from_slice(&buf[..k]);
+                        Got::Ok
+                    }
+                    Err(e) => match err_kind(&e) {
+                        Got::Timeout => Got::Ok,
+                        g => g,
+                    },
+                }
+            } else {
+                Got::Ok
+            };
+            let _ = r.r.get_ref().set_read_timeout(Some(Duration::from_secs(5)));
+            g
+        }
+    }
+}
+
+/// Connect from `src` to `dst`, run the steps, then half-close and read to
+/// the end.
+pub fn probe_session(src: Ipv4Addr, dst: SocketAddr, steps: &[Step]) -> Vec<Exchange> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    sock.bind(&SocketAddr::V4(SocketAddrV4::new(src, 0)).into())
+        .expect("bind probe socket to the node address");
+    sock.connect_timeout(&dst.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("probe connect to {dst}: {e}"));
+    let stream: TcpStream = sock.into();
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set_read_timeout");
+    let mut w = stream.try_clone().expect("clone stream");
+    let mut r = Reader {
+        r: BufReader::new(stream),
+    };
+    let mut v = Vec::new();
+    let mut closed = false;
+    for s in steps {
+        if closed {
+            v.push(Exchange {
+                sent: s.send.clone(),
+                got: Vec::new(),
+                end: "<not sent: connection closed>".into(),
+            });
+            continue;
+        }
+        let mut got = Vec::new();
+        let end = if w.write_all(&s.send).is_err() {
+            closed = true;
+            "<write failed: connection closed>".to_string()
+        } else {
+            match read_answer(&mut r, &s.expect, &mut got) {
+                Got::Ok => String::new(),
+                Got::Closed => {
+                    closed = true;
+                    "<closed>".into()
+                }
+                Got::Timeout => "<timeout>".into(),
+            }
+        };
+        v.push(Exchange {
+            sent: s.send.clone(),
+            got,
+            end,
+        });
+    }
+    if !closed {
+        let _ = w.shutdown(Shutdown::Write);
+        let mut got = Vec::new();
+        let g = r.read_to_eof(&mut got);
+        v.push(Exchange {
+            sent: b"<half-close>".to_vec(),
+            got,
+            end: match g {
+                Got::Timeout => "<timeout>".into(),
+                _ => "<closed>".into(),
+            },
+        });
+    }
+    v
+}
+
+pub struct ProbeCtx {
+    pub sync: String,
+    pub hosts: Vec<Host>,
+}
+
+impl ProbeCtx {
+    /// `<sync>/rel`
+    pub fn s(&self, rel: &str) -> String {
+        if rel.is_empty() {
+            self.sync.clone()
+        } else {
+            format!("{}/{rel}", self.sync)
+        }
+    }
+    pub fn name(&self, i: usize) -> &str {
+        &self.hosts[i].name
+    }
+}
+
+/// One probe connection: from the address of host `src`.
+pub struct ProbeSession {
+    pub label: String,
+    pub src: usize,
+    pub steps: Vec<Step>,
+}
+
+struct ProbeResult {
+    label: String,
+    exchanges: Vec<Exchange>,
+    server: Done,
+    tree: Tree,
+    db: Result<DbDump, String>,
+}
+
+fn show_exchange(e: &Exchange) -> String {
+    format!(
+        "sent \"{}\" got \"{}\"{}",
+        cut(&show(&e.sent), 160),
+        cut(&show(&e.got), 400),
+        if e.end.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", e.end)
+        }
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Objects created by a probe without SETIME carry the wall-clock time:
+/// mtimes of the last hour become -1.
+fn recent_tree(t: &Tree) -> Tree {
+    let limit = now() - 3600;
+    let mut t = t.clone();
+    for e in t.values_mut() {
+        if e.mtime.is_some_and(|m| m > limit) {
+            e.mtime = Some(-1);
+        }
+    }
+    t
+}
+
+/// As [`recent_tree`] for `mtime=N` in check texts.
+fn recent_db(d: &DbDump) -> DbDump {
+    let limit = now() - 3600;
+    let mut d = d.clone();
+    for t in d.tables.values_mut() {
+        for r in &mut t.rows {
+            for v in r.iter_mut() {
+                let Val::Text(x) = v else { continue };
+                let Some(i) = x.windows(6).position(|w| w == b"mtime=") else {
+                    continue;
+                };
+                let start = i + 6;
+                let end = start + x[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+                let n: i64 = std::str::from_utf8(&x[start..end])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if n > limit {
+                    x.splice(start..end, b"RECENT".iter().copied());
+                }
+            }
+        }
+        t.rows.sort();
+    }
+    d
+}
+
+/// Raw-protocol differential: the server runs on node 1 (index 1) with the
+/// given config; `setup` builds its tree; the probe sessions run in order
+/// against the real server and then against ours, each from a freshly
+/// initialised identical state; replies must be byte-identical, and the
+/// server trees, databases and exit codes equal.
+pub fn probe_differential(
+    test: &str,
+    idx: u8,
+    nhosts: u8,
+    cfg: &str,
+    setup: impl Fn(&Node),
+    sessions: impl Fn(&ProbeCtx) -> Vec<ProbeSession>,
+) {
+    let hs = hosts(test, idx, nhosts);
+    let base = PathBuf::from(format!("/tmp/c2net-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("sync")).expect("create base");
+    let ctx = ProbeCtx {
+        sync: base.join("sync").to_string_lossy().into_owned(),
+        hosts: hs.clone(),
+    };
+    let mut results: Vec<(Imp, Vec<ProbeResult>, Vec<String>)> = Vec::new();
+    for (k, imp) in [Imp::Real, Imp::Ours].into_iter().enumerate() {
+        let mode = Mode {
+            tag: if imp == Imp::Real { 'r' } else { 'o' },
+            client: Imp::Real,
+            server: imp,
+        };
+        let mut run = Run::new(test, mode, &hs, &[1], &base, port(idx, k as u16));
+        run.config(cfg);
+        setup(&run.nodes[1]);
+        run.fix_mtimes();
+        let s = run.nodes[1].s("");
+        run.cmd_ok(1, vec!["-cIr".into(), s], 0);
+        let mut out = Vec::new();
+        for sess in sessions(&ctx) {
+            let p = run.start_server(1, "-iii");
+            let dst = SocketAddr::V4(SocketAddrV4::new(run.nodes[1].addr, run.nodes[1].port));
+            let ex = probe_session(hs[sess.src].addr, dst, &sess.steps);
+            let server = run.finish_server(1, p);
+            let mut text = String::new();
+            for e in &ex {
+                let _ = writeln!(text, "{}", show_exchange(e));
+            }
+            let fname: String = sess
+                .label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let _ = std::fs::write(run.dir.join(format!("probe-{fname}.txt")), text);
+            out.push(ProbeResult {
+                label: sess.label.clone(),
+                exchanges: ex,
+                server,
+                tree: run.nodes[1].snapshot(),
+                db: run.nodes[1].dump(),
+            });
+        }
+        results.push((imp, out, run.problems.clone()));
+    }
+    let mut report = String::new();
+    for (imp, _, problems) in &results {
+        for p in problems {
+            let _ = writeln!(report, "{} server: {p}", imp.label());
+        }
+    }
+    let (real, ours) = (&results[0].1, &results[1].1);
+    for (a, b) in real.iter().zip(ours) {
+        let mut d = Vec::new();
+        // bytes that arrive late land in the next step: the whole stream
+        // and the way it ended decide; the steps only locate a difference
+        let stream = |v: &[Exchange]| -> (Vec<u8>, Vec<String>) {
+            (
+                v.iter().flat_map(|e| e.got.iter().copied()).collect(),
+                v.iter()
+                    .filter(|e| e.end != "<timeout>")
+                    .map(|e| e.end.clone())
+                    .collect(),
+            )
+        };
+        let same_stream = stream(&a.exchanges) == stream(&b.exchanges);
+        let n = if same_stream {
+            0
+        } else {
+            a.exchanges.len().max(b.exchanges.len())
+        };
+        for i in 0..n {
+            let (x, y) = (a.exchanges.get(i), b.exchanges.get(i));
+            if x != y {
+                d.push(format!(
+                    "reply to step {} differs:\n        REAL {}\n        OURS {}",
+                    i + 1,
+                    x.map(show_exchange).unwrap_or("<none>".into()),
+                    y.map(show_exchange).unwrap_or("<none>".into())
+                ));
+                break;
+            }
+        }
+        if a.server.code != b.server.code || a.server.killed != b.server.killed {
+            d.push(format!(
+                "server status: REAL {}, OURS {}",
+                a.server.status(),
+                b.server.status()
+            ));
+        }
+        if let Some(x) = diff_list(
+            "server important stderr lines",
+            &server_lines(&a.server, false, &[]),
+            &server_lines(&b.server, false, &[]),
+            "REAL",
+            "OURS",
+        ) {
+            d.push(x);
+        }
+        let t = diff_trees(&recent_tree(&a.tree), &recent_tree(&b.tree), "REAL", "OURS");
+        if !t.is_empty() {
+            d.push(format!(
+                "server tree differs:\n        {}",
+                t.iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n        ")
+            ));
+        }
+        match (&a.db, &b.db) {
+            (Ok(x), Ok(y)) => {
+                let s = common::diff_dumps(&recent_db(x), &recent_db(y));
+                if !s.is_empty() {
+                    d.push(format!("server database differs:\n{s}"));
+                }
+            }
+            (Err(x), Err(y)) if x == y => {}
+            (x, y) => d.push(format!(
+                "server database: REAL {}, OURS {}",
+                x.as_ref().map(|_| "exists").unwrap_or_else(|e| e),
+                y.as_ref().map(|_| "exists").unwrap_or_else(|e| e)
+            )),
+        }
+        if !d.is_empty() {
+            let _ = writeln!(report, "\nprobe session `{}`:", a.label);
+            for x in d {
+                let _ = writeln!(report, "  - {}", x.trim_end());
+            }
+            let _ = writeln!(report, "  REAL transcript:");
+            for e in &a.exchanges {
+                let _ = writeln!(report, "      {}", show_exchange(e));
+            }
+        }
+    }
+    if !report.is_empty() {
+        let _ = std::fs::write(base.join("report.txt"), &report);
+        panic!(
+            "\n=== net_interop probes `{test}` (directory {} kept) ===\n{report}",
+            base.display()
+        );
+    }
+    if !keep() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
