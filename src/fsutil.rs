@@ -246,3 +246,30 @@ mod symlink_tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// An anonymous temporary file (gone when closed) for spooling data.
+pub fn anon_tempfile() -> io::Result<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let dir = std::env::temp_dir();
+    let d = cstr(dir.as_os_str().as_bytes())?;
+    let fd = unsafe {
+        libc::open(
+            d.as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+        )
+    };
+    if fd >= 0 {
+        return Ok(unsafe { std::fs::File::from_raw_fd(fd) });
+    }
+    // file systems without O_TMPFILE: a named file, unlinked at once
+    let mut template = dir.as_os_str().as_bytes().to_vec();
+    template.extend_from_slice(b"/.csync2-spool.XXXXXX\0");
+    let fd = unsafe { libc::mkstemp(template.as_mut_ptr().cast()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe { libc::unlink(template.as_ptr().cast()) };
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}

@@ -451,17 +451,6 @@ impl PeerRun<'_, '_> {
         } else {
             None
         };
-        let content = if st.is_file() {
-            match std::fs::read(crate::paths::as_path(real)) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
-                    return Ok(Outcome::Failed);
-                }
-            }
-        } else {
-            None
-        };
         if row.forced {
             if self.opts.dry_run {
                 dry_line("!M", self.peer, file);
@@ -500,10 +489,25 @@ impl PeerRun<'_, '_> {
             // whole strings: the real client stops at the shorter one (Q2)
             let mut differs = text != mine;
             if !differs {
-                differs = match (&content, &sig) {
-                    (Some(c), Some(s)) => *s != delta::signature(c),
-                    (None, Some(s)) => !s.is_empty(),
-                    (_, None) => true,
+                differs = match &sig {
+                    Some(s) if st.is_file() => {
+                        match std::fs::File::open(crate::paths::as_path(real))
+                            .and_then(|mut f| delta::signature_of(&mut f))
+                        {
+                            Ok(mine) => *s != mine,
+                            Err(e) => {
+                                log::error(msg!(
+                                    "ERROR: Cant read ",
+                                    file,
+                                    ": ",
+                                    log::strerror(&e)
+                                ));
+                                return Ok(Outcome::Failed);
+                            }
+                        }
+                    }
+                    Some(s) => !s.is_empty(),
+                    None => true,
                 };
             }
             if !differs {
@@ -530,7 +534,7 @@ impl PeerRun<'_, '_> {
                 return Ok(Outcome::Done);
             }
         }
-        match self.create(file, &enc, key, &st, target.as_deref(), content.as_deref())? {
+        match self.create(file, real, &enc, key, &st, target.as_deref())? {
             Step::Ok => {}
             Step::Failed => return Ok(self.stays()),
             Step::Conflict => {
@@ -542,7 +546,7 @@ impl PeerRun<'_, '_> {
                 log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
                 let retried = self.flush(file, key, &enc)?
                     && matches!(
-                        self.create(file, &enc, key, &st, target.as_deref(), content.as_deref())?,
+                        self.create(file, real, &enc, key, &st, target.as_deref())?,
                         Step::Ok
                     );
                 if !retried {
@@ -588,11 +592,11 @@ impl PeerRun<'_, '_> {
     fn create(
         &mut self,
         file: &[u8],
+        real: &[u8],
         enc: &[u8],
         key: &[u8],
         st: &Stat,
         target: Option<&[u8]>,
-        content: Option<&[u8]>,
     ) -> Result<Step, PassError> {
         let line = if st.is_file() {
             codec::command_raw("PATCH", &[key, enc])
@@ -649,21 +653,29 @@ impl PeerRun<'_, '_> {
             log::error(msg!("While syncing file ", file, ": ", r));
             return Ok(Step::Failed);
         };
-        let d = match delta::delta(&sig, content.unwrap_or_default()) {
-            Ok(d) => d,
+        // the delta is spooled, so its size is known before it is sent
+        let spooled = std::fs::File::open(crate::paths::as_path(real)).and_then(|mut f| {
+            let mut tmp = fsutil::anon_tempfile()?;
+            let mut w = std::io::BufWriter::with_capacity(256 * 1024, &mut tmp);
+            delta::delta_stream(&sig, &mut f, &mut w)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            w.flush()?;
+            drop(w);
+            let n = std::io::Seek::stream_position(&mut tmp)?;
+            std::io::Seek::rewind(&mut tmp)?;
+            Ok((tmp, n))
+        });
+        let (mut tmp, n) = match spooled {
+            Ok(x) => x,
             Err(e) => {
+                // tell the server the data is not coming (Q22)
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                log::error(msg!(
-                    "While syncing file ",
-                    file,
-                    ": bad signature from peer: ",
-                    e
-                ));
+                log::error(msg!("While syncing file ", file, ": ", log::strerror(&e)));
                 return Ok(Step::Failed);
             }
         };
-        conn.send_blob(&d)?;
+        conn.send_blob_from(&mut tmp, n)?;
         let r = conn.read_status()?;
         if protocol::classify(&r) != Status::Ok {
             log::error(msg!("While syncing file ", file, ": ", r));

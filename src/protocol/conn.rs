@@ -184,8 +184,9 @@ impl Conn {
         })
     }
 
-    /// Reads an `octet-stream N` blob. Ok(None) for `-1` / `ERROR`.
-    pub fn read_blob(&mut self) -> Result<Option<Vec<u8>>> {
+    /// Reads an `octet-stream N` header: Some(N), or None for `-1` /
+    /// `ERROR`.
+    pub fn read_blob_header(&mut self) -> Result<Option<u64>> {
         let header = self.read_line(99)?;
         if header == b"ERROR" {
             return Ok(None);
@@ -195,16 +196,39 @@ impl Conn {
             .and_then(|n| std::str::from_utf8(n).ok())
             .and_then(|n| n.trim().parse::<i64>().ok())
             .ok_or(ConnError::Format)?;
-        if n < 0 {
+        Ok(u64::try_from(n).ok())
+    }
+
+    /// The next `n` bytes of the stream (a blob's body).
+    pub fn blob_reader(&mut self, n: u64) -> io::Take<&mut BufReader<Box<dyn Stream>>> {
+        (&mut self.inner).take(n)
+    }
+
+    /// Reads an `octet-stream N` blob into memory (signatures). Ok(None) for
+    /// `-1` / `ERROR`.
+    pub fn read_blob(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(n) = self.read_blob_header()? else {
             return Ok(None);
-        }
+        };
         let mut data = Vec::new();
-        let mut limited = (&mut self.inner).take(n as u64);
-        limited.read_to_end(&mut data)?;
-        if data.len() as i64 != n {
+        self.blob_reader(n).read_to_end(&mut data)?;
+        if data.len() as u64 != n {
             return Err(ConnError::Closed);
         }
         Ok(Some(data))
+    }
+
+    /// Sends `octet-stream N` and N bytes read from `r`.
+    pub fn send_blob_from(&mut self, r: &mut impl Read, n: u64) -> Result<()> {
+        self.write_all(format!("octet-stream {n}\n").as_bytes())?;
+        let copied = io::copy(&mut r.take(n), self.inner.get_mut())?;
+        if copied != n {
+            return Err(ConnError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the data to send got shorter",
+            )));
+        }
+        self.flush()
     }
 
     /// Sends `octet-stream N` and the bytes.

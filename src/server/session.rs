@@ -548,8 +548,10 @@ impl<'a> Session<'a> {
         // read before answering: a read error becomes a plain error line
         // (the real server's `octet-stream -1` puts clients out of step: Q19)
         let sig = if st.is_file() {
-            match std::fs::read(crate::paths::as_path(real)) {
-                Ok(data) => delta::signature(&data),
+            match std::fs::File::open(crate::paths::as_path(real))
+                .and_then(|mut f| delta::signature_of(&mut f))
+            {
+                Ok(s) => s,
                 Err(e) => return self.reply(&log::strerror(&e)),
             }
         } else {
@@ -635,32 +637,51 @@ impl<'a> Session<'a> {
     /// The data exchange of PATCH; the outer Result is the connection.
     fn patch(&mut self, real: &[u8]) -> Result<Reply, ConnError> {
         let path = crate::paths::as_path(real);
-        let basis = match std::fs::read(path) {
-            Ok(d) => Some(d),
+        // everything that can fail is checked before OK (send_data), so no
+        // side waits for the other (Q18)
+        let mut basis = match std::fs::File::open(path) {
+            Ok(f) => Some(f),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-            // answered before OK (send_data), so no side waits (Q18)
             Err(e) => return Ok(Err(log::strerror(&e))),
         };
+        let sig = match &mut basis {
+            Some(f) => match f.metadata().and_then(|m| {
+                if m.is_file() {
+                    delta::signature_of(f)
+                } else {
+                    Err(std::io::Error::from_raw_os_error(libc::EISDIR))
+                }
+            }) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(log::strerror(&e))),
+            },
+            None => delta::NO_BASIS_SIGNATURE.to_vec(),
+        };
         self.reply(protocol::OK_SEND_DATA)?;
-        match &basis {
-            Some(data) => self.conn.send_blob(&delta::signature(data))?,
-            None => self.conn.send_blob(&delta::NO_BASIS_SIGNATURE)?,
-        }
-        let Some(d) = self.conn.read_blob()? else {
+        self.conn.send_blob(&sig)?;
+        let Some(n) = self.conn.read_blob_header()? else {
             return Ok(Err("Input/output error".to_string()));
         };
-        Ok(write_patched(
-            real,
-            basis.as_deref().unwrap_or_default(),
-            &d,
-            self.cfg.tempdir.as_deref(),
-        ))
+        let tempdir = self.cfg.tempdir.clone();
+        let mut reader = self.conn.blob_reader(n);
+        let result = write_patched(real, basis.as_ref(), &mut reader, tempdir.as_deref());
+        // keep in step with the client whatever happened to the data
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        if reader.limit() > 0 {
+            return Err(ConnError::Closed);
+        }
+        Ok(result)
     }
 }
 
-/// Applies the delta into a temporary file next to the target and renames
-/// it over the target; the temporary file never survives a failure.
-fn write_patched(real: &[u8], basis: &[u8], d: &[u8], tempdir: Option<&[u8]>) -> Reply {
+/// Streams the patched file into a temporary file next to the target and
+/// renames it over the target; the temporary file never survives a failure.
+fn write_patched(
+    real: &[u8],
+    basis: Option<&std::fs::File>,
+    d: &mut impl std::io::Read,
+    tempdir: Option<&[u8]>,
+) -> Reply {
     let dir = match real.iter().rposition(|&b| b == b'/') {
         Some(0) => b"/".to_vec(),
         Some(i) => real[..i].to_vec(),
@@ -669,7 +690,7 @@ fn write_patched(real: &[u8], basis: &[u8], d: &[u8], tempdir: Option<&[u8]>) ->
     let base = &real[real.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
     let old = fsutil::lstat(real).ok().filter(|s| s.is_file());
     // the target's directory first: rename needs the same file system
-    let mut candidates: Vec<Vec<u8>> = vec![dir.clone()];
+    let mut candidates: Vec<Vec<u8>> = vec![dir];
     if let Some(t) = tempdir {
         candidates.insert(0, t.to_vec());
     }
@@ -685,17 +706,18 @@ fn write_patched(real: &[u8], basis: &[u8], d: &[u8], tempdir: Option<&[u8]>) ->
         template.pop();
         let tmp = template;
         use std::os::unix::io::FromRawFd;
-        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let f = unsafe { std::fs::File::from_raw_fd(fd) };
         let result = (|| -> Result<(), String> {
-            delta::apply(basis, d, &mut f).map_err(|_| "Input/output error".to_string())?;
-            f.flush().map_err(|e| log::strerror(&e))?;
+            let mut w = std::io::BufWriter::with_capacity(256 * 1024, &f);
+            delta::apply_stream(basis, d, &mut w, u64::MAX)
+                .map_err(|_| "Input/output error".to_string())?;
+            w.flush().map_err(|e| log::strerror(&e))?;
+            drop(w);
             if let Some(st) = old {
-                let p = cstr(&tmp);
                 unsafe {
                     libc::fchown(fd, st.uid, st.gid);
                     libc::fchmod(fd, (st.mode & 0o7777) as libc::mode_t);
                 }
-                drop(p);
             }
             f.sync_data().map_err(|e| log::strerror(&e))?;
             std::fs::rename(crate::paths::as_path(&tmp), crate::paths::as_path(real))
