@@ -256,6 +256,23 @@ fn warn_useless(cfg: &Config, real: &[u8], recursive: bool, compare: bool) {
     }
 }
 
+/// `-c` without files: check every hint (newest first) with its own
+/// recursion flag, then forget it.
+fn check_hints(cfg: &Config, db: &mut Db, copts: &CheckOptions) -> Result<(), Fatal> {
+    let hints = db.hints()?;
+    let mut checker = Checker::new(cfg, db, copts);
+    let mut done = Vec::new();
+    for (name, recursive, raw, rec) in hints.into_iter().rev() {
+        checker.check_real(&name, recursive)?;
+        done.push((raw, rec));
+    }
+    drop(checker);
+    for (raw, rec) in done {
+        db.delete_hint(&raw, &rec)?;
+    }
+    Ok(())
+}
+
 fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, Fatal> {
     let cwd = paths::cwd_bytes();
     let reals = || -> Vec<Vec<u8>> { o.args.iter().map(|a| paths::real_name(a, &cwd)).collect() };
@@ -281,17 +298,7 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
                 dump_dir_fd: o.dump_dir_fd,
             };
             if o.args.is_empty() && !compare {
-                let hints = db.hints()?;
-                let mut checker = Checker::new(cfg, db, &copts);
-                let mut done = Vec::new();
-                for (name, recursive, raw, rec) in hints.into_iter().rev() {
-                    checker.check_real(&name, recursive)?;
-                    done.push((raw, rec));
-                }
-                drop(checker);
-                for (raw, rec) in done {
-                    db.delete_hint(&raw, &rec)?;
-                }
+                check_hints(cfg, db, &copts)?;
                 return Ok(0);
             }
             let args = reals();
@@ -351,19 +358,7 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
                         checker.check_real(real, o.recursive)?;
                     }
                 }
-                Mode::CheckUpdate if args.is_empty() => {
-                    let hints = db.hints()?;
-                    let mut checker = Checker::new(cfg, db, &copts);
-                    let mut done = Vec::new();
-                    for (name, recursive, raw, rec) in hints.into_iter().rev() {
-                        checker.check_real(&name, recursive)?;
-                        done.push((raw, rec));
-                    }
-                    drop(checker);
-                    for (raw, rec) in done {
-                        db.delete_hint(&raw, &rec)?;
-                    }
-                }
+                Mode::CheckUpdate if args.is_empty() => check_hints(cfg, db, &copts)?,
                 Mode::CheckUpdate => {
                     let mut checker = Checker::new(cfg, db, &copts);
                     for real in &args {
