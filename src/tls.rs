@@ -166,8 +166,10 @@ pub fn load_identity(sysdir: &[u8]) -> Result<Identity, String> {
         )
     };
     let read = |p: &[u8]| std::fs::read(crate::paths::as_path(p));
-    let cert_pem = read(&cf).map_err(|e| fail(crate::log::strerror(&e)))?;
-    let key_pem = read(&kf).map_err(|e| fail(crate::log::strerror(&e)))?;
+    // GnuTLS's words for a file it cannot read
+    let unreadable = |_| fail("Error while reading file. (GNUTLS_E_FILE_ERROR)".to_string());
+    let cert_pem = read(&cf).map_err(unreadable)?;
+    let key_pem = read(&kf).map_err(unreadable)?;
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
         .map_err(|e| fail(e.to_string()))?;
@@ -418,6 +420,10 @@ impl ClientCertVerifier for PinLater {
 
 use crate::protocol::conn::Stream;
 
+/// The real program's words for a peer that left during the handshake.
+const PREMATURE: &str =
+    "The TLS connection was non-properly terminated. (GNUTLS_E_PREMATURE_TERMINATION)";
+
 /// A finished handshake: the encrypted stream and the peer's certificate.
 pub struct Established {
     pub stream: Box<dyn Stream>,
@@ -431,7 +437,16 @@ where
     rustls::StreamOwned<C, Box<dyn Stream>>: Stream,
 {
     while conn.is_handshaking() {
-        conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+        match conn.complete_io(&mut sock) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                return Err(PREMATURE.to_string());
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(PREMATURE.to_string());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
     let peer_cert = conn
         .peer_certificates()
@@ -451,6 +466,10 @@ pub fn accept(sock: Box<dyn Stream>, identity: Identity) -> Result<Established, 
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(Arc::new(PinLater::new()))
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(identity.key)));
+    // no session tickets: the real client reads a post-handshake message as
+    // the end of the connection (GnuTLS returns EAGAIN for it)
+    let mut config = config;
+    config.send_tls13_tickets = 0;
     let conn = rustls::ServerConnection::new(Arc::new(config)).map_err(|e| e.to_string())?;
     handshake(conn, sock)
 }

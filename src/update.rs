@@ -289,11 +289,9 @@ impl PeerRun<'_, '_> {
         if self.session.identify(myname)? {
             return Ok(true);
         }
-        log::error(msg!(
-            "ERROR: remote host ",
-            self.peer,
-            " did not accept my identification."
-        ));
+        // counted, but silent at level 0 in update mode, as the real client
+        log::count_error();
+        log::debug(2, msg!("Identification by ", self.peer, " refused."));
         Ok(false)
     }
 

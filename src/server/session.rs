@@ -423,7 +423,10 @@ impl<'a> Session<'a> {
             let cert = self.peer.cert.clone().unwrap_or_default();
             match crate::tls::pin(self.db, name, &cert) {
                 Ok(true) => {}
-                Ok(false) => return Err(protocol::ERR_IDENT.to_string()),
+                Ok(false) => {
+                    log::debug(1, "Peer did provide a wrong SSL X509 cetrificate.");
+                    return Err(protocol::ERR_IDENT.to_string());
+                }
                 Err(e) => return Err(e.0),
             }
         } else {
