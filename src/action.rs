@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::db::Db;
 use crate::fnmatch::{Flags, fnmatch};
-use crate::urlenc::{decode, encode};
+use crate::urlenc::decode;
 use crate::{Fatal, log, msg};
 use std::os::unix::process::CommandExt;
 
@@ -108,9 +108,4 @@ fn run_one(command: &[u8], logfile: &[u8]) {
         Ok(_) => {}
         Err(e) => log::debug(0, msg!("Can't run action: ", log::strerror(&e))),
     }
-}
-
-/// URL-encoded form of a file name as it appears in `%%`.
-pub fn encoded_name(name: &[u8]) -> Vec<u8> {
-    encode(name)
 }

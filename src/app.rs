@@ -373,11 +373,7 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
                 }
             }
             db.commit()?;
-            let port = o
-                .port
-                .as_deref()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .unwrap_or_else(|| "30865".to_string());
+            let port = o.port();
             let uopts = crate::update::UpdateOptions {
                 dry_run: o.dry_run,
                 recursive: o.recursive,

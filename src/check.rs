@@ -140,16 +140,7 @@ impl<'a> Checker<'a> {
             }
             let real = self.cfg.prefix_decode(&file).map_err(Fatal::msg)?;
             // prefix roots are trusted; only components below them count
-            let root = match file.first() {
-                Some(b'%') => {
-                    let name_len = file[1..]
-                        .iter()
-                        .position(|&b| b == b'%')
-                        .map_or(0, |p| p + 2);
-                    real.len() - (file.len() - name_len)
-                }
-                _ => 0,
-            };
+            let root = fsutil::prefix_root_len(&file, &real);
             let gone = std::fs::symlink_metadata(as_path(&real)).is_err()
                 || self.under_symlink(&real, root);
             if gone {

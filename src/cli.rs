@@ -57,6 +57,16 @@ pub struct Options {
     pub args: Vec<Vec<u8>>,
 }
 
+impl Options {
+    /// `-p`, default 30865 (a number or a service name).
+    pub fn port(&self) -> String {
+        self.port
+            .as_deref()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_else(|| "30865".to_string())
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {

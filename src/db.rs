@@ -54,14 +54,6 @@ pub enum Location {
     Unsupported { shown: String, why: String },
 }
 
-impl Location {
-    pub fn shown(&self) -> &str {
-        match self {
-            Location::Sqlite { shown, .. } | Location::Unsupported { shown, .. } => shown,
-        }
-    }
-}
-
 /// The database string as `-vv` shows it (before a directory is expanded).
 pub fn shown_name(value: Option<&str>, host: &str, cfgname: Option<&str>) -> String {
     let v = value.unwrap_or("");
@@ -803,7 +795,17 @@ mod tests {
     #[test]
     fn resolve_locations() {
         let l = resolve(None, "h1", None).unwrap();
-        assert_eq!(l.shown(), "sqlite3:///var/lib/csync2/h1.db3");
+        assert_eq!(
+            l,
+            Location::Sqlite {
+                shown: "sqlite3:///var/lib/csync2/h1.db3".into(),
+                path: "/var/lib/csync2/h1.db3".into()
+            }
+        );
+        assert_eq!(
+            shown_name(None, "h1", None),
+            "sqlite3:///var/lib/csync2/h1.db3"
+        );
         let l = resolve(Some("/x/"), "h1", Some("abc")).unwrap();
         assert_eq!(
             l,

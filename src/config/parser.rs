@@ -43,8 +43,9 @@ pub struct ParseOptions<'a> {
     pub only_peers: Option<&'a [Vec<u8>]>,
 }
 
-/// C `atoi`: leading blanks, optional sign, digits; anything else gives 0.
-pub fn atoi(s: &[u8]) -> i32 {
+/// C `atoll`: leading blanks, optional sign, digits; anything else gives 0
+/// (saturating instead of overflowing).
+pub fn atoll(s: &[u8]) -> i64 {
     let mut i = 0;
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
         i += 1;
@@ -62,11 +63,15 @@ pub fn atoi(s: &[u8]) -> i32 {
     };
     let mut v: i64 = 0;
     while i < s.len() && s[i].is_ascii_digit() {
-        v = (v * 10 + (s[i] - b'0') as i64).min(i64::from(i32::MAX) + 1);
+        v = v.saturating_mul(10).saturating_add(i64::from(s[i] - b'0'));
         i += 1;
     }
-    let v = if neg { -v } else { v };
-    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    if neg { -v } else { v }
+}
+
+/// C `atoi`, saturating to the `int` range.
+pub fn atoi(s: &[u8]) -> i32 {
+    atoll(s).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 fn lower(s: &[u8]) -> Vec<u8> {

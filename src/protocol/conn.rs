@@ -68,10 +68,6 @@ impl Conn {
         self.inner.into_inner()
     }
 
-    pub fn has_buffered(&self) -> bool {
-        !self.inner.buffer().is_empty()
-    }
-
     fn trace_out(&self, data: &[u8]) {
         if self.trace {
             crate::log::raw_stderr(&crate::msg!("Local> ", trace_text(data)));

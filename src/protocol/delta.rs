@@ -33,10 +33,6 @@ fn options() -> SignatureOptions {
     }
 }
 
-pub fn signature(data: &[u8]) -> Vec<u8> {
-    Signature::calculate(data, options()).into_serialized()
-}
-
 /// Reads as much as fits in `buf` (short only at EOF).
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -72,13 +68,6 @@ pub fn signature_of(r: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(out.unwrap_or_default())
 }
 
-/// A delta turning the basis described by `sig` into `data`.
-pub fn delta(sig: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(data.len() / 8 + 16);
-    delta_stream(sig, &mut &data[..], &mut out)?;
-    Ok(out)
-}
-
 /// Writes a delta for the content read from `new` into `out`.
 pub fn delta_stream(sig: &[u8], new: &mut impl Read, out: &mut impl Write) -> Result<(), String> {
     let sig = Signature::deserialize(sig.to_vec()).map_err(|e| e.to_string())?;
@@ -101,11 +90,6 @@ pub fn delta_stream(sig: &[u8], new: &mut impl Read, out: &mut impl Write) -> Re
         }
     }
     out.write_all(&[0]).map_err(|e| e.to_string())
-}
-
-/// Applies a delta to `basis`, writing the result to `out`.
-pub fn apply(basis: &[u8], delta: &[u8], out: &mut impl Write) -> Result<(), String> {
-    fast_rsync::apply(basis, delta, out).map_err(|e| e.to_string())
 }
 
 fn read_be(r: &mut impl Read, width: usize) -> io::Result<u64> {
@@ -177,6 +161,22 @@ pub fn apply_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One-pass signature: the reference for the chunked one.
+    fn signature(data: &[u8]) -> Vec<u8> {
+        Signature::calculate(data, options()).into_serialized()
+    }
+
+    fn delta(sig: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        delta_stream(sig, &mut &data[..], &mut out)?;
+        Ok(out)
+    }
+
+    /// fast_rsync's own applier: the reference for the streaming one.
+    fn apply(basis: &[u8], delta: &[u8], out: &mut impl Write) -> Result<(), String> {
+        fast_rsync::apply(basis, delta, out).map_err(|e| e.to_string())
+    }
 
     #[test]
     fn signature_matches_librsync() {

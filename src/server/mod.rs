@@ -157,11 +157,7 @@ pub fn port_number(port: &str) -> std::io::Result<u16> {
 
 /// `-ii` (fork per connection) and `-iii` (one connection).
 pub fn run_standalone(o: &Options, myname: &[u8], once: bool) -> i32 {
-    let port = o
-        .port
-        .as_deref()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .unwrap_or_else(|| "30865".to_string());
+    let port = o.port();
     let listener = match bind(o, myname, &port) {
         Ok(l) => l,
         Err(e) => {

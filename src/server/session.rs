@@ -127,21 +127,9 @@ impl Cmd {
     }
 }
 
-/// C `atoi`-like parsing of numeric arguments (protocol.md §2.2).
+/// Numeric arguments: C `atoll`, garbage is 0 (protocol.md §2.2).
 fn num(tok: &[u8]) -> i64 {
-    let s = std::str::from_utf8(tok).unwrap_or("");
-    let s = s.trim_start();
-    let (neg, digits) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let end = digits
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
-    let v: i64 = digits[..end].parse().unwrap_or(0);
-    if neg { -v } else { v }
+    crate::config::parser::atoll(tok)
 }
 
 fn cstr(b: &[u8]) -> CString {
