@@ -460,19 +460,39 @@ impl Db {
     }
 
     pub fn dirty_rows(&self) -> Result<Vec<DirtyRow>> {
-        self.query(
-            "DB Dump - Dirty",
+        self.dirty_query(
             "SELECT forced, myname, peername, filename FROM dirty ORDER BY filename",
             &[],
-            |r| {
-                Ok(DirtyRow {
-                    forced: truthy(r, 0)?,
-                    myname: decode(&bytes(r, 1)?),
-                    peername: decode(&bytes(r, 2)?),
-                    filename: decode(&bytes(r, 3)?),
-                })
-            },
         )
+    }
+
+    /// One peer's dirty rows, ordered by the encoded file name.
+    pub fn dirty_rows_for(&self, peer: &[u8]) -> Result<Vec<DirtyRow>> {
+        self.dirty_query(
+            "SELECT forced, myname, peername, filename FROM dirty WHERE peername = ?1 ORDER BY filename",
+            &[&Txt(&encode(peer))],
+        )
+    }
+
+    /// Distinct peer names with dirty rows (decoded).
+    pub fn dirty_peers(&self) -> Result<Vec<Vec<u8>>> {
+        self.query(
+            "DB Dump - Dirty peers",
+            "SELECT peername FROM dirty GROUP BY peername",
+            &[],
+            |r| Ok(decode(&bytes(r, 0)?)),
+        )
+    }
+
+    fn dirty_query(&self, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<DirtyRow>> {
+        self.query("DB Dump - Dirty", sql, args, |r| {
+            Ok(DirtyRow {
+                forced: truthy(r, 0)?,
+                myname: decode(&bytes(r, 1)?),
+                peername: decode(&bytes(r, 2)?),
+                filename: decode(&bytes(r, 3)?),
+            })
+        })
     }
 
     /// Sets the force flag on dirty rows of `name` (and below it).

@@ -56,13 +56,7 @@ impl From<ConnError> for Broken {
 }
 
 pub fn update(cfg: &Config, db: &mut Db, opts: &UpdateOptions) -> Result<(), Fatal> {
-    let rows = db.dirty_rows()?;
-    let mut peers: Vec<Vec<u8>> = Vec::new();
-    for r in &rows {
-        if !peers.contains(&r.peername) {
-            peers.push(r.peername.clone());
-        }
-    }
+    let mut peers = db.dirty_peers()?;
     // the real client walks `GROUP BY peername` from the end
     peers.sort_by_key(|p| urlenc::encode(p));
     for peer in peers.iter().rev() {
@@ -98,9 +92,9 @@ fn peer_rows(
     peer: &[u8],
 ) -> Result<Vec<DirtyRow>, Fatal> {
     Ok(db
-        .dirty_rows()?
+        .dirty_rows_for(peer)?
         .into_iter()
-        .filter(|r| r.peername == peer && selected(cfg, opts, &r.filename))
+        .filter(|r| selected(cfg, opts, &r.filename))
         .collect())
 }
 
