@@ -293,9 +293,12 @@ impl Db {
     /// statements, so a file row is never committed without its dirty rows).
     fn before_write(&mut self) -> Result<()> {
         if !self.in_tx {
+            // IMMEDIATE: take the write lock now, where the busy handler
+            // waits for it; a deferred transaction upgrading from a read lock
+            // gets SQLITE_BUSY at once when another writer is active
             self.conn
-                .execute_batch("BEGIN")
-                .map_err(|e| db_error("Starting transaction", e, "BEGIN"))?;
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| db_error("Starting transaction", e, "BEGIN IMMEDIATE"))?;
             self.in_tx = true;
             self.statements = 0;
             self.tx_start = Instant::now();
