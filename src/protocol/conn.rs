@@ -68,6 +68,11 @@ impl Conn {
         self.inner.into_inner()
     }
 
+    /// Input already read ahead (the peer sent more than one request).
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+
     fn trace_out(&self, data: &[u8]) {
         if self.trace {
             crate::log::raw_stderr(&crate::msg!("Local> ", trace_text(data)));

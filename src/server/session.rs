@@ -168,6 +168,14 @@ impl<'a> Session<'a> {
 
     pub fn run(&mut self) -> End {
         loop {
+            // never hold the database's write lock while waiting for the
+            // client: other sessions (and local runs) would time out
+            if !self.conn.has_buffered()
+                && let Err(e) = self.db.commit()
+            {
+                log::debug(0, e.0.as_bytes());
+                return End::Fatal;
+            }
             let line = match self.conn.read_request_line(SERVER_LINE_MAX) {
                 Ok(Some(l)) => l,
                 Ok(None) => return End::Normal,
