@@ -121,13 +121,34 @@ pub fn resolve(
 
 static BUSY_LIMIT: AtomicU32 = AtomicU32::new(12);
 
+thread_local! {
+    /// when the current busy episode began, and how many -vv lines it printed
+    static BUSY: std::cell::Cell<(Instant, u64)> = std::cell::Cell::new((Instant::now(), 0));
+}
+
 fn busy_handler(count: i32) -> bool {
-    // the real one sleeps 1 s per busy result, (pid % 7) + lock-timeout times
-    if count as u32 > BUSY_LIMIT.load(Ordering::Relaxed) {
+    // The real one sleeps a whole second per busy result, (pid % 7) +
+    // lock-timeout + 1 times; a waiter then sleeps through the moments the
+    // lock is free and many concurrent sessions starve. Same time budget
+    // and the same -vv lines (one per second), but polled in short steps.
+    let now = Instant::now();
+    let (since, lines) = BUSY.with(|c| {
+        if count == 0 {
+            c.set((now, 0));
+        }
+        c.get()
+    });
+    let waited = now.duration_since(since);
+    let budget = Duration::from_secs(BUSY_LIMIT.load(Ordering::Relaxed) as u64 + 1);
+    if waited >= budget {
         return false;
     }
-    log::debug(2, "Database is busy, sleeping a sec.");
-    std::thread::sleep(Duration::from_secs(1));
+    if waited.as_secs() >= lines {
+        log::debug(2, "Database is busy, sleeping a sec.");
+        BUSY.with(|c| c.set((since, waited.as_secs() + 1)));
+    }
+    let step = Duration::from_millis((1u64 << count.clamp(0, 6)).min(50));
+    std::thread::sleep(step.min(budget - waited));
     true
 }
 

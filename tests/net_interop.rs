@@ -790,7 +790,12 @@ fn concurrent_clients() {
             let st = r.obs[o].clients[k].done.status();
             r.expect(
                 r.obs[o].clients[k].done.code == Some(0),
-                format!("client n{} exits 0: {st}", k + 1),
+                format!(
+                    "client n{} exits 0: {st}; stdout {:?}; stderr {:?}",
+                    k + 1,
+                    r.obs[o].clients[k].done.stdout_lines(),
+                    r.obs[o].clients[k].done.stderr_lines()
+                ),
             );
             let d = format!("c{}", k + 1);
             let want: Tree = r
@@ -1286,7 +1291,12 @@ fn twenty_scenario(r: &mut Run) {
         let st = r.obs[o].clients[k].done.status();
         r.expect(
             r.obs[o].clients[k].done.code == Some(0),
-            format!("client n{} exits 0: {st}", k + 1),
+            format!(
+                "client n{} exits 0: {st}; stdout {:?}; stderr {:?}",
+                k + 1,
+                r.obs[o].clients[k].done.stdout_lines(),
+                r.obs[o].clients[k].done.stderr_lines()
+            ),
         );
         // every file of every client arrived
         let d = format!("c{}", k + 1);
@@ -1304,5 +1314,11 @@ fn twenty_scenario(r: &mut Run) {
             diff.is_empty(),
             format!("{d} arrived on the server: {diff:?}"),
         );
+    }
+    if !r.problems.is_empty() {
+        let tail: Vec<String> = r.obs[o].servers[0].done.stderr_lines();
+        let from = tail.len().saturating_sub(40);
+        r.problems
+            .push(format!("server stderr (last lines): {:#?}", &tail[from..]));
     }
 }
