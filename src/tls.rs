@@ -369,7 +369,7 @@ impl ServerCertVerifier for PinLater {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
+        offered_schemes(&self.algs)
     }
 }
 
@@ -412,8 +412,29 @@ impl ClientCertVerifier for PinLater {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
+        offered_schemes(&self.algs)
     }
+}
+
+/// The schemes we offer, with RSA-PSS-SHA256 before the longer PSS hashes:
+/// GnuTLS signs with the first PSS scheme offered, and a SHA-512 PSS
+/// signature does not fit a 1024-bit key (GNUTLS_E_CONSTRAINT_ERROR).
+fn offered_schemes(algs: &WebPkiSupportedAlgorithms) -> Vec<SignatureScheme> {
+    let mut v = algs.supported_schemes();
+    if let Some(i) = v.iter().position(|s| *s == SignatureScheme::RSA_PSS_SHA256) {
+        let s = v.remove(i);
+        let first_pss = v
+            .iter()
+            .position(|s| {
+                matches!(
+                    s,
+                    SignatureScheme::RSA_PSS_SHA384 | SignatureScheme::RSA_PSS_SHA512
+                )
+            })
+            .unwrap_or(v.len());
+        v.insert(first_pss.min(i), s);
+    }
+    v
 }
 
 // ---- sessions -------------------------------------------------------------------
