@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod app;
+pub mod backup;
 pub mod check;
 pub mod checktxt;
 pub mod cleanup;

@@ -282,15 +282,23 @@ impl<'a> Session<'a> {
             }
             Cmd::Mark => self.mark_cmd(&file),
             Cmd::Flush => self.db.delete_dirty_all(&file).map_err(|e| e.0),
-            Cmd::Del => remove_path(&real),
-            Cmd::Patch => {
-                pre_remove(&real, false);
-                self.patch(&real)?
-            }
+            Cmd::Del => crate::backup::before_change(self.cfg, &file, &real)
+                .and_then(|_| remove_path(&real)),
+            Cmd::Patch => match crate::backup::before_change(self.cfg, &file, &real) {
+                Ok(()) => {
+                    pre_remove(&real, false);
+                    self.patch(&real)?
+                }
+                Err(e) => Err(e),
+            },
             Cmd::Mkdir => {
                 // an existing directory is kept (the real one rmdirs an
                 // empty one and makes it again with mode 0700: Q17)
                 if !fsutil::lstat(&real).map(|s| s.is_dir()).unwrap_or(false) {
+                    if let Err(e) = crate::backup::before_change(self.cfg, &file, &real) {
+                        self.reply(&e)?;
+                        return Ok(true);
+                    }
                     pre_remove(&real, true);
                 }
                 let p = cstr(&real);
@@ -306,6 +314,10 @@ impl<'a> Session<'a> {
                 }
             }
             Cmd::Mkchr | Cmd::Mkblk | Cmd::Mkfifo | Cmd::Mksock => {
+                if let Err(e) = crate::backup::before_change(self.cfg, &file, &real) {
+                    self.reply(&e)?;
+                    return Ok(true);
+                }
                 pre_remove(&real, true);
                 let kind = match cmd {
                     Cmd::Mkchr => libc::S_IFCHR,
@@ -328,6 +340,10 @@ impl<'a> Session<'a> {
                 }
             }
             Cmd::Mklink => {
+                if let Err(e) = crate::backup::before_change(self.cfg, &file, &real) {
+                    self.reply(&e)?;
+                    return Ok(true);
+                }
                 pre_remove(&real, true);
                 let (p, t) = (cstr(&real), cstr(tok(3)));
                 if unsafe { libc::symlink(t.as_ptr(), p.as_ptr()) } != 0 {
@@ -387,7 +403,7 @@ impl<'a> Session<'a> {
             Cmd::Hello | Cmd::Group | Cmd::Bye | Cmd::List => unreachable!(),
         };
         if (cmd.updates() || cmd.updates_meta())
-            && let Err(f) = self.update_db(&file, &real, cmd.updates())
+            && let Err(f) = self.update_db(&file, &real, cmd.updates() && result.is_ok())
         {
             log::debug(0, &f.0);
             return Ok(false);
@@ -497,7 +513,8 @@ impl<'a> Session<'a> {
     }
 
     /// After a change: the requester's dirty row goes, the file row follows
-    /// the disk; a full update also schedules this host's actions.
+    /// the disk; a full update also schedules this host's actions (the real
+    /// one also does that when the change failed, as if it had happened).
     fn update_db(&mut self, file: &[u8], real: &[u8], full: bool) -> Result<(), Fatal> {
         let peer = self.peer_name().to_vec();
         self.db.delete_dirty(file, &peer)?;
