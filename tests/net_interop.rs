@@ -7,14 +7,20 @@
 //! * (c) OURS client → REAL server and (d) OURS → OURS, once our client
 //!   exists,
 //!
-//! each from identical starting states; every run must agree with (a) in the
-//! client's exit code, output lines and (for the real client) its `-vvv`
-//! protocol trace, the trees of every node and every node's database. Known
-//! deliberate differences (doc/differences.md, protocol.md Q6/Q8/Q9) are
-//! declared per scenario and checked separately.
+//! each from identical starting states, and each pairing both in plain text
+//! (`nossl * *;`) and over TLS with per-host self-signed certificates (key
+//! types by test: RSA-1024, RSA-2048, P-256, Ed25519 or mixed, see
+//! `tls_key` in the harness); every run must agree with (a) of the same
+//! transport in the client's exit code, output lines and (for the real
+//! client) its `-vvv` protocol trace, the trees of every node and every
+//! node's database (including the pinned certificates). Known deliberate
+//! differences (doc/differences.md, protocol.md Q6/Q8/Q9) are declared per
+//! scenario and checked separately.
 //!
 //! The `probe_*` tests talk to the real server and to ours over a raw socket
-//! and require byte-identical replies.
+//! and require byte-identical replies; they write the plain protocol by hand
+//! and therefore run in plain text only (`SSL` itself is probed, and the TLS
+//! transport is covered by every other test here and by `tests/net_tls.rs`).
 //!
 //! These tests need root (mount namespaces, /etc/hosts, mknod, chown) and
 //! the real csync2 at /usr/sbin/csync2. A failing scenario keeps its
@@ -23,7 +29,8 @@
 //! notes (e.g. which deliberate difference happened). Harness check:
 //! `CSYNC2_DIFF_OURS=/usr/sbin/csync2 cargo test --test net_interop` runs
 //! the reference against itself and must pass completely;
-//! `CSYNC2_NET_MODES=ab` restricts the runs.
+//! `CSYNC2_NET_MODES=ab` restricts the runs, `CSYNC2_NET_TLS=plain` or
+//! `tls` the transports (TLS runs keep their outputs in `<tag>-tls/`).
 
 mod common;
 mod net;
@@ -787,6 +794,8 @@ fn concurrent_clients() {
             }],
         );
         for k in 0..3 {
+            r.expect_transport(o, k, 3);
+            r.expect_pins(o, k, 3);
             let st = r.obs[o].clients[k].done.status();
             r.expect(
                 r.obs[o].clients[k].done.code == Some(0),
@@ -1204,8 +1213,9 @@ fn probe_file_ops() {
 
 /// A standalone `-ii` server of ours takes 20 clients pushing at the same
 /// time (issue 3), each host with its own group and subtree, with real
-/// clients (b) and with ours (d). Not compared with real -> real: the real
-/// server itself sometimes gives up under this load ("Database backend is
+/// clients (b) and with ours (d), in plain text and over TLS (per-host
+/// RSA-1024 certificates). Not compared with real -> real: the real server
+/// itself sometimes gives up under this load ("Database backend is
 /// exceedingly busy"), so it is no baseline here.
 #[test]
 fn twenty_concurrent_clients() {
@@ -1213,17 +1223,40 @@ fn twenty_concurrent_clients() {
     let base = std::path::PathBuf::from(format!("/tmp/c2net-{}-twenty", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(base.join("sync")).expect("create base");
-    for (k, mode) in [MODE_B, MODE_D].into_iter().enumerate() {
-        let mut r = Run::new("twenty", mode, &hs, &[TWENTY], &base, port(23, k as u16));
-        twenty_scenario(&mut r);
-        assert!(
-            r.problems.is_empty(),
-            "{}: {:#?} (outputs in {})",
-            mode.describe(),
-            r.problems,
-            base.display()
-        );
+    let ts = transports();
+    let certs: Vec<Cert> = if ts.contains(&Transport::Tls) {
+        hs.iter()
+            .enumerate()
+            .map(|(k, h)| host_cert(&base.join("certs"), h, k, KeyKind::Rsa1024))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut problems = Vec::new();
+    for t in ts {
+        for (k, mode) in [MODE_B, MODE_D].into_iter().enumerate() {
+            let slot = k as u16 + if t == Transport::Tls { 2 } else { 0 };
+            let mut r = Run::with_transport(
+                "twenty",
+                mode,
+                t,
+                &certs,
+                &hs,
+                &[TWENTY],
+                &base,
+                port(23, slot),
+            );
+            twenty_scenario(&mut r);
+            for p in &r.problems {
+                problems.push(format!("{}: {p}", r.describe()));
+            }
+        }
     }
+    assert!(
+        problems.is_empty(),
+        "{problems:#?} (outputs in {})",
+        base.display()
+    );
     let _ = std::fs::remove_dir_all(&base);
 }
 
@@ -1288,6 +1321,7 @@ fn twenty_scenario(r: &mut Run) {
         }],
     );
     for k in 0..CLIENTS {
+        r.expect_pins(o, k, CLIENTS);
         let st = r.obs[o].clients[k].done.status();
         r.expect(
             r.obs[o].clients[k].done.code == Some(0),

@@ -44,13 +44,11 @@
 mod common;
 mod net;
 
-use common::{Val, show, url_encode};
+use common::{show, url_encode};
 use net::*;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 // ---------------------------------------------------------------------------
 // Hosts and ports of this file
@@ -60,7 +58,6 @@ use std::process::Command;
 /// `127.62.<idx>.<k>`, appended to /etc/hosts when missing (under the lock
 /// file the harness uses; other lines are never touched).
 fn tls_hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
-    use std::os::fd::AsRawFd;
     assert!((1..=61).contains(&idx), "test index out of range");
     let hs: Vec<Host> = (1..=count)
         .map(|k| Host {
@@ -68,47 +65,7 @@ fn tls_hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
             addr: Ipv4Addr::new(127, 62, idx, k),
         })
         .collect();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("/tmp/csync2-net-hosts.lock")
-        .expect("open /tmp/csync2-net-hosts.lock");
-    // SAFETY: flock on a file descriptor we own; released when `lock` drops
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        panic!("flock: {}", std::io::Error::last_os_error());
-    }
-    let text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let mut add = String::new();
-    for h in &hs {
-        let mut found = false;
-        for line in text.lines() {
-            let line = line.split('#').next().unwrap_or("");
-            let mut it = line.split_whitespace();
-            let Some(addr) = it.next() else { continue };
-            if it.any(|n| n.eq_ignore_ascii_case(&h.name)) {
-                assert_eq!(
-                    addr,
-                    h.addr.to_string(),
-                    "/etc/hosts maps {} elsewhere; remove that line by hand",
-                    h.name
-                );
-                found = true;
-            }
-        }
-        if !found {
-            let _ = writeln!(add, "{} {}", h.addr, h.name);
-        }
-    }
-    if !add.is_empty() {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open("/etc/hosts")
-            .expect("open /etc/hosts for appending (the tests need root)");
-        if !text.is_empty() && !text.ends_with('\n') {
-            add.insert(0, '\n');
-        }
-        f.write_all(add.as_bytes()).expect("append to /etc/hosts");
-    }
+    ensure_hosts(&hs);
     hs
 }
 
@@ -122,83 +79,8 @@ fn tls_port(idx: u8, slot: u16) -> u16 {
 // Certificates
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeyKind {
-    Rsa1024,
-    Rsa2048,
-    Rsa4096,
-    P256,
-    P384,
-    Ed25519,
-}
-
-impl KeyKind {
-    fn newkey(self) -> Vec<&'static str> {
-        match self {
-            KeyKind::Rsa1024 => vec!["-newkey", "rsa:1024"],
-            KeyKind::Rsa2048 => vec!["-newkey", "rsa:2048"],
-            KeyKind::Rsa4096 => vec!["-newkey", "rsa:4096"],
-            KeyKind::P256 => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-            KeyKind::P384 => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
-            KeyKind::Ed25519 => vec!["-newkey", "ed25519"],
-        }
-    }
-}
-
-/// A key and its self-signed certificate, and the certificate as the
-/// `x509_cert` table stores it (DER, upper-case hex).
-#[derive(Clone, Debug)]
-struct Cert {
-    key: PathBuf,
-    cert: PathBuf,
-    hex: String,
-}
-
-/// `openssl req -x509 -newkey … -nodes -keyout K -out C -days 3650 -subj S`
-fn gen_cert(dir: &Path, label: &str, kind: KeyKind, subj: &str) -> Cert {
-    std::fs::create_dir_all(dir).expect("create certificate directory");
-    let key = dir.join(format!("{label}.key.pem"));
-    let cert = dir.join(format!("{label}.cert.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509"])
-        .args(kind.newkey())
-        .arg("-nodes")
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-days", "3650", "-subj", subj])
-        .output()
-        .expect("run openssl (is it installed?)");
-    assert!(
-        out.status.success(),
-        "openssl req for {label} ({kind:?}) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let der = Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-in"])
-        .arg(&cert)
-        .output()
-        .expect("run openssl x509");
-    assert!(der.status.success(), "openssl x509 -outform DER failed");
-    let hex = der.stdout.iter().map(|b| format!("{b:02X}")).collect();
-    Cert { key, cert, hex }
-}
-
-/// Install a key and a certificate file made of `chain` (concatenated PEM)
-/// into the node's system directory.
-fn install_chain(n: &Node, key: &Cert, chain: &[&Cert]) {
-    std::fs::copy(&key.key, n.etc.join("csync2_ssl_key.pem")).expect("install key");
-    let mut pem = Vec::new();
-    for c in chain {
-        pem.extend(std::fs::read(&c.cert).expect("read certificate"));
-    }
-    std::fs::write(n.etc.join("csync2_ssl_cert.pem"), pem).expect("install certificate");
-}
-
-fn install(n: &Node, c: &Cert) {
-    install_chain(n, c, &[c]);
-}
+// `KeyKind`, `Cert`, `gen_cert`, `install` and `install_chain` are in the
+// harness (`tests/net/mod.rs`).
 
 fn remove_files(n: &Node, names: &[&str]) {
     for f in names {
@@ -218,24 +100,10 @@ fn config_one(r: &Run, i: usize, text: &str) {
 // Expectations
 // ---------------------------------------------------------------------------
 
-/// The `x509_cert` rows of a node after observation `o`, as text pairs.
-fn pins(r: &Run, o: usize, node: usize) -> Vec<(String, String)> {
-    let Ok(d) = &r.obs[o].dbs[node] else {
-        return Vec::new();
-    };
-    d.rows("x509_cert")
-        .iter()
-        .map(|row| {
-            let t = |i: usize| row.get(i).and_then(Val::text).map(show).unwrap_or_default();
-            (t(0), t(1))
-        })
-        .collect()
-}
-
 /// Node `node` has exactly one pin: node `peer`'s certificate `c`.
 fn expect_pin(r: &mut Run, o: usize, node: usize, peer: usize, c: &Cert) {
     let want = vec![(show(&url_encode(r.n(peer).name.as_bytes())), c.hex.clone())];
-    let got = pins(r, o, node);
+    let got = r.pins(o, node);
     let ok = got == want;
     let short = |v: &[(String, String)]| -> Vec<String> {
         v.iter()
@@ -253,7 +121,7 @@ fn expect_pin(r: &mut Run, o: usize, node: usize, peer: usize, c: &Cert) {
 }
 
 fn expect_no_pins(r: &mut Run, o: usize, node: usize) {
-    let got = pins(r, o, node);
+    let got = r.pins(o, node);
     let msg = format!(
         "x509_cert of {} stays empty, got {} rows",
         r.n(node).short(),

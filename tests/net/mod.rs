@@ -10,22 +10,34 @@
 //!   node's private tree is bind-mounted on `<base>/sync`:
 //!   `unshare -m --propagation private sh -c 'mount --bind "$PRIV" "$SYNC" && exec "$@"' sh csync2 …`
 //! * A scenario runs once per [`Mode`] (which implementation is the client,
-//!   which the server) from identical starting states; every run records
+//!   which the server) and [`Transport`] (plain text with `nossl * *;`, or
+//!   TLS) from identical starting states; every run records
 //!   [`Obs`]ervations (client and server outputs, every node's tree and
-//!   database) and the runs are compared with run (a), REAL → REAL.
+//!   database) and the runs are compared with run (a), REAL → REAL, of the
+//!   same transport.
+//! * In a TLS run every node has its own self-signed certificate (made by
+//!   `openssl req -x509`, subject `CN=<host name>`, as admins make them) in
+//!   its `CSYNC2_SYSTEM_DIR`, and [`Run::config`] drops the `nossl * *;`
+//!   line of every configuration. The key type depends on the test
+//!   ([`tls_key`]): RSA-1024, RSA-2048, P-256, Ed25519, or mixed. When both
+//!   sides are the real program, the server's certificate file also holds
+//!   the other nodes' certificates (the CA-list work-around of protocol.md
+//!   §5.5; the pinned certificate is still the leaf).
 //!
 //! Raw-protocol probes ([`probe_differential`]) send hand-written byte
 //! sequences from a socket bound to a node's address, to the real server and
-//! to ours, and require byte-identical replies.
+//! to ours, and require byte-identical replies (plain text only).
 //!
 //! Environment: `CSYNC2_REAL` / `CSYNC2_DIFF_OURS` (binaries, as in
 //! `tests/common`), `CSYNC2_NET_MODES=abcd` (restrict the runs),
-//! `CSYNC2_DIFF_KEEP=1` (keep the scenario directories).
+//! `CSYNC2_NET_TLS=plain|tls|both` (restrict the transports; default both),
+//! `CSYNC2_DIFF_KEEP=1` (keep the scenario directories). TLS needs
+//! `openssl`.
 
 #![allow(dead_code)]
 
 use crate::common::{self, DbDump, Val, show};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,8 +47,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -162,6 +174,243 @@ pub fn modes() -> Vec<Mode> {
 }
 
 // ---------------------------------------------------------------------------
+// Transports and certificates
+// ---------------------------------------------------------------------------
+
+/// How the client talks to the server in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `nossl * *;` in every configuration
+    Plain,
+    /// no `nossl` rule; per-host certificates on every node
+    Tls,
+    /// whatever the scenario sets up (`tests/net_tls.rs`, the probes): the
+    /// harness installs no certificates, keeps every `nossl` rule and
+    /// checks nothing about the transport
+    Custom,
+}
+
+impl Transport {
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Plain => "plain",
+            Transport::Tls => "TLS",
+            Transport::Custom => "transport set up by the scenario",
+        }
+    }
+    /// Suffix of the run directory (`<tag><suffix>/`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Transport::Plain | Transport::Custom => "",
+            Transport::Tls => "-tls",
+        }
+    }
+    /// What the client prints after the host name in `Connecting to host`.
+    pub fn connect_word(self) -> Option<&'static str> {
+        match self {
+            Transport::Plain => Some("(PLAIN)"),
+            Transport::Tls => Some("(SSL)"),
+            Transport::Custom => None,
+        }
+    }
+}
+
+/// The transports of a differential scenario: `CSYNC2_NET_TLS=plain`, `tls`
+/// or `both` (the default).
+pub fn transports() -> Vec<Transport> {
+    match std::env::var("CSYNC2_NET_TLS").as_deref() {
+        Err(_) | Ok("both") | Ok("") => vec![Transport::Plain, Transport::Tls],
+        Ok("plain") => vec![Transport::Plain],
+        Ok("tls") => vec![Transport::Tls],
+        Ok(x) => panic!("CSYNC2_NET_TLS={x}: use plain, tls or both"),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    Rsa1024,
+    Rsa2048,
+    Rsa4096,
+    P256,
+    P384,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub fn newkey(self) -> Vec<&'static str> {
+        match self {
+            KeyKind::Rsa1024 => vec!["-newkey", "rsa:1024"],
+            KeyKind::Rsa2048 => vec!["-newkey", "rsa:2048"],
+            KeyKind::Rsa4096 => vec!["-newkey", "rsa:4096"],
+            KeyKind::P256 => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            KeyKind::P384 => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            KeyKind::Ed25519 => vec!["-newkey", "ed25519"],
+        }
+    }
+}
+
+/// The key type of node `node`'s certificate in the TLS runs of test `idx`,
+/// in turn by test index (1, 2, …): every node RSA-1024 (what the csync2
+/// documentation makes), RSA-2048, P-256, Ed25519, or mixed. The mixed
+/// tests take turns: node 1 P-256 and node 2 RSA-1024 (test 5), RSA-1024
+/// and Ed25519 (test 10), RSA-2048 and P-256 (test 15); further nodes
+/// continue the cycle P-256, RSA-1024, Ed25519, RSA-2048. Mixed pairs
+/// matter: in TLS 1.3 a GnuTLS peer with an RSA-1024 key signs with the
+/// first RSA-PSS scheme the other side lists, and RSA-PSS-SHA512 does not
+/// fit a 1024-bit key (`GNUTLS_E_CONSTRAINT_ERROR`); pairs of equal key
+/// types do not show this.
+pub fn tls_key(idx: u8, node: usize) -> KeyKind {
+    const MIXED: [KeyKind; 4] = [
+        KeyKind::P256,
+        KeyKind::Rsa1024,
+        KeyKind::Ed25519,
+        KeyKind::Rsa2048,
+    ];
+    let idx = idx as usize;
+    match (idx + 4) % 5 {
+        0 => KeyKind::Rsa1024,
+        1 => KeyKind::Rsa2048,
+        2 => KeyKind::P256,
+        3 => KeyKind::Ed25519,
+        // tests 5, 10, 15, 20, …: where node 1 starts in MIXED
+        _ => MIXED[([0, 1, 3][(idx / 5 - 1) % 3] + node) % MIXED.len()],
+    }
+}
+
+/// A key and its self-signed certificate, and the certificate as the
+/// `x509_cert` table stores it (DER, upper-case hex).
+#[derive(Clone, Debug)]
+pub struct Cert {
+    pub key: PathBuf,
+    pub cert: PathBuf,
+    pub hex: String,
+}
+
+fn openssl(args: &[&std::ffi::OsStr], what: &str) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl (is it installed?)");
+    assert!(
+        out.status.success(),
+        "openssl {what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn der_hex(cert: &Path) -> String {
+    let der = openssl(
+        &[
+            "x509".as_ref(),
+            "-outform".as_ref(),
+            "DER".as_ref(),
+            "-in".as_ref(),
+            cert.as_os_str(),
+        ],
+        "x509 -outform DER",
+    );
+    der.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// `openssl req -x509 -newkey … -nodes -keyout K -out C -days 3650 -subj S`:
+/// a new key and its self-signed certificate in `dir`.
+pub fn gen_cert(dir: &Path, label: &str, kind: KeyKind, subj: &str) -> Cert {
+    std::fs::create_dir_all(dir).expect("create certificate directory");
+    let key = dir.join(format!("{label}.key.pem"));
+    let cert = dir.join(format!("{label}.cert.pem"));
+    let mut args: Vec<&std::ffi::OsStr> = vec!["req".as_ref(), "-x509".as_ref()];
+    args.extend(kind.newkey().into_iter().map(std::ffi::OsStr::new));
+    args.extend([
+        "-nodes".as_ref(),
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        cert.as_os_str(),
+        "-days".as_ref(),
+        "3650".as_ref(),
+        "-subj".as_ref(),
+        subj.as_ref(),
+    ]);
+    openssl(&args, &format!("req for {label} ({kind:?})"));
+    let hex = der_hex(&cert);
+    Cert { key, cert, hex }
+}
+
+/// Keys of this test process, by type and node index (PEM): generated once,
+/// so that a scenario costs only the signing of its certificates.
+static KEY_POOL: Mutex<Option<KeyPool>> = Mutex::new(None);
+
+type KeyPool = HashMap<(KeyKind, usize), Vec<u8>>;
+
+fn pool_key(kind: KeyKind, k: usize, scratch: &Path) -> Vec<u8> {
+    let mut pool = KEY_POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = pool.get_or_insert_with(HashMap::new);
+    if let Some(pem) = pool.get(&(kind, k)) {
+        return pem.clone();
+    }
+    let c = gen_cert(scratch, &format!("pool-{kind:?}-{k}"), kind, "/CN=key pool");
+    let pem = std::fs::read(&c.key).expect("read new key");
+    let _ = std::fs::remove_file(&c.key);
+    let _ = std::fs::remove_file(&c.cert);
+    pool.insert((kind, k), pem.clone());
+    pem
+}
+
+/// A self-signed certificate for host `h` (subject `CN=<name>`), with the
+/// process's key number `k` of type `kind`, in `dir`.
+pub fn host_cert(dir: &Path, h: &Host, k: usize, kind: KeyKind) -> Cert {
+    std::fs::create_dir_all(dir).expect("create certificate directory");
+    let short = h.name.split('.').next().unwrap_or("n");
+    let key = dir.join(format!("{short}.key.pem"));
+    let cert = dir.join(format!("{short}.cert.pem"));
+    std::fs::write(&key, pool_key(kind, k, dir)).expect("write key");
+    let subj = format!("/CN={}", h.name);
+    openssl(
+        &[
+            "req".as_ref(),
+            "-x509".as_ref(),
+            "-key".as_ref(),
+            key.as_os_str(),
+            "-out".as_ref(),
+            cert.as_os_str(),
+            "-days".as_ref(),
+            "3650".as_ref(),
+            "-subj".as_ref(),
+            subj.as_ref(),
+        ],
+        &format!("req -x509 for {} ({kind:?})", h.name),
+    );
+    let hex = der_hex(&cert);
+    Cert { key, cert, hex }
+}
+
+/// Per-host certificates of test `idx` for `hosts` (node `i` gets key type
+/// [`tls_key`]`(idx, i)`), in `dir`.
+pub fn host_certs(dir: &Path, idx: u8, hosts: &[Host]) -> Vec<Cert> {
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| host_cert(dir, h, i, tls_key(idx, i)))
+        .collect()
+}
+
+/// Install a key and a certificate file made of `chain` (concatenated PEM)
+/// into the node's system directory.
+pub fn install_chain(n: &Node, key: &Cert, chain: &[&Cert]) {
+    std::fs::copy(&key.key, n.etc.join("csync2_ssl_key.pem")).expect("install key");
+    let mut pem = Vec::new();
+    for c in chain {
+        pem.extend(std::fs::read(&c.cert).expect("read certificate"));
+    }
+    std::fs::write(n.etc.join("csync2_ssl_cert.pem"), pem).expect("install certificate");
+}
+
+pub fn install(n: &Node, c: &Cert) {
+    install_chain(n, c, &[c]);
+}
+
+// ---------------------------------------------------------------------------
 // Hosts
 // ---------------------------------------------------------------------------
 
@@ -187,7 +436,7 @@ pub fn hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
 
 /// Append the missing `ADDR NAME` lines to /etc/hosts, under an exclusive
 /// lock (tests run in parallel); existing lines are never changed.
-fn ensure_hosts(hs: &[Host]) {
+pub fn ensure_hosts(hs: &[Host]) {
     use std::os::fd::AsRawFd;
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -1561,10 +1810,13 @@ pub fn compare_obs(
 pub const DEFAULT_CFG: &str =
     "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    include {SYNC};\n}\n";
 
-/// One run of a scenario in one [`Mode`].
+/// One run of a scenario in one [`Mode`] and [`Transport`].
 pub struct Run {
     pub test: String,
     pub mode: Mode,
+    pub transport: Transport,
+    /// the certificate of every node (TLS runs; empty in plain runs)
+    pub certs: Vec<Cert>,
     pub nodes: Vec<Node>,
     pub obs: Vec<Obs>,
     pub history: Vec<String>,
@@ -1576,6 +1828,8 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run whose transport the scenario sets up (the default
+    /// configuration has `nossl * *;`; see [`Transport::Custom`]).
     pub fn new(
         test: &str,
         mode: Mode,
@@ -1584,7 +1838,37 @@ impl Run {
         base: &Path,
         port: u16,
     ) -> Run {
-        let dir = base.join(mode.tag.to_string());
+        Run::with_transport(
+            test,
+            mode,
+            Transport::Custom,
+            &[],
+            hosts,
+            servers,
+            base,
+            port,
+        )
+    }
+
+    /// A run over `transport`; a TLS run installs `certs[i]` on node `i`
+    /// (see [`Run::install_certs`]). The run directory is
+    /// `<base>/<tag><suffix>`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_transport(
+        test: &str,
+        mode: Mode,
+        transport: Transport,
+        certs: &[Cert],
+        hosts: &[Host],
+        servers: &[usize],
+        base: &Path,
+        port: u16,
+    ) -> Run {
+        assert!(
+            transport != Transport::Tls || certs.len() == hosts.len(),
+            "a TLS run needs one certificate per host"
+        );
+        let dir = base.join(format!("{}{}", mode.tag, transport.suffix()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create run dir");
         let sync = base.join("sync");
@@ -1606,6 +1890,12 @@ impl Run {
         let r = Run {
             test: test.to_string(),
             mode,
+            transport,
+            certs: if transport == Transport::Tls {
+                certs.to_vec()
+            } else {
+                Vec::new()
+            },
             nodes,
             obs: Vec::new(),
             history: Vec::new(),
@@ -1615,12 +1905,52 @@ impl Run {
             sync,
             step_no: 0,
         };
+        r.install_certs();
         r.config(DEFAULT_CFG);
         r
     }
 
     pub fn n(&self, i: usize) -> &Node {
         &self.nodes[i]
+    }
+
+    /// "(b) REAL client -> OURS server, TLS"
+    pub fn describe(&self) -> String {
+        format!("{}, {}", self.mode.describe(), self.transport.label())
+    }
+
+    /// Whether node `i` runs the real program (also "ours" when the harness
+    /// is validated with `CSYNC2_DIFF_OURS` pointing at the real binary).
+    pub fn runs_real(&self, i: usize) -> bool {
+        self.nodes[i].imp == Imp::Real || ours_is_real()
+    }
+
+    /// TLS runs: every node gets its own key and certificate. When the
+    /// clients and the servers are all the real program, a server's
+    /// certificate file also holds the other nodes' certificates after its
+    /// own: the real server names the certificates of that file as
+    /// acceptable CAs, and the real (GnuTLS) client withholds a certificate
+    /// whose issuer is not among them (protocol.md §5.5).
+    pub fn install_certs(&self) {
+        if self.transport != Transport::Tls {
+            return;
+        }
+        let all_real = (0..self.nodes.len()).all(|i| self.runs_real(i));
+        for (i, n) in self.nodes.iter().enumerate() {
+            let own = &self.certs[i];
+            if all_real && n.role == Role::Server {
+                let mut chain = vec![own];
+                chain.extend(
+                    self.certs
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, c)| (j != i).then_some(c)),
+                );
+                install_chain(n, own, &chain);
+            } else {
+                install(n, own);
+            }
+        }
     }
 
     pub fn subst(&self, text: &str) -> String {
@@ -1631,9 +1961,20 @@ impl Run {
         t
     }
 
-    /// Write the same config and key files to every node.
+    /// Write the same config and key files to every node. In TLS runs the
+    /// `nossl * *;` lines are left out (no other `nossl` rule may remain).
     pub fn config(&self, text: &str) {
-        let cfg = self.subst(text);
+        let mut cfg = self.subst(text);
+        if self.transport == Transport::Tls {
+            cfg = cfg
+                .split_inclusive('\n')
+                .filter(|l| l.trim() != "nossl * *;")
+                .collect();
+            assert!(
+                !cfg.contains("nossl"),
+                "a TLS run's configuration still has a nossl rule:\n{cfg}"
+            );
+        }
         for n in &self.nodes {
             n.write_etc("csync2.cfg", &cfg);
             n.write_etc("g.key", KEY1);
@@ -1868,7 +2209,75 @@ impl Run {
         if imp == Imp::Real && connected {
             self.expect(traced, "the real client's -vvv protocol trace was found");
         }
+        if let Some(s) = server.filter(|_| connected) {
+            self.expect_transport(o, 0, s);
+            self.expect_pins(o, client, s);
+        }
         o
+    }
+
+    /// Client number `c` of observation `o` connected to node `server` over
+    /// the run's transport (its `Connecting to host NAME (SSL|PLAIN)` line;
+    /// the client must run with `-v` or more).
+    pub fn expect_transport(&mut self, o: usize, c: usize, server: usize) {
+        let Some(word) = self.transport.connect_word() else {
+            return;
+        };
+        let want = format!("Connecting to host {} {word}", self.nodes[server].name);
+        let ok = show(&self.obs[o].clients[c].done.stderr).contains(&want);
+        let who = self.nodes[self.obs[o].clients[c].node].short().to_string();
+        self.expect(ok, format!("client {who} prints `{want}`"));
+    }
+
+    /// The `x509_cert` rows of `node` after observation `o`, as text pairs.
+    pub fn pins(&self, o: usize, node: usize) -> Vec<(String, String)> {
+        let Ok(d) = &self.obs[o].dbs[node] else {
+            return Vec::new();
+        };
+        d.rows("x509_cert")
+            .iter()
+            .map(|row| {
+                let t = |i: usize| row.get(i).and_then(Val::text).map(show).unwrap_or_default();
+                (t(0), t(1))
+            })
+            .collect()
+    }
+
+    /// TLS runs: after a session between `client` and `server`, each has
+    /// pinned the other's (leaf) certificate. Plain runs: no pins at all.
+    pub fn expect_pins(&mut self, o: usize, client: usize, server: usize) {
+        if self.transport == Transport::Custom {
+            return;
+        }
+        for (node, peer) in [(client, server), (server, client)] {
+            let got = self.pins(o, node);
+            let (who, other) = (self.nodes[node].short(), self.nodes[peer].short());
+            let short = |v: &[(String, String)]| -> Vec<String> {
+                v.iter()
+                    .map(|(p, h)| format!("{p}|{}…({} hex digits)", &h[..h.len().min(24)], h.len()))
+                    .collect()
+            };
+            let (ok, what) = if self.transport == Transport::Tls {
+                let want = (
+                    show(&common::url_encode(self.nodes[peer].name.as_bytes())),
+                    self.certs[peer].hex.clone(),
+                );
+                (
+                    got.contains(&want),
+                    format!(
+                        "x509_cert of {who} pins the certificate of {other}: want {:?}, got {:?}",
+                        short(std::slice::from_ref(&want)),
+                        short(&got)
+                    ),
+                )
+            } else {
+                (
+                    got.is_empty(),
+                    format!("x509_cert of {who} stays empty: got {:?}", short(&got)),
+                )
+            };
+            self.expect(ok, what);
+        }
     }
 
     /// `-cr -v <sync>` on node `i`, recorded as an observation (after a
@@ -1990,10 +2399,12 @@ fn keep() -> bool {
     std::env::var_os("CSYNC2_DIFF_KEEP").is_some()
 }
 
-/// Run `scenario` once per mode from identical starting states and compare
-/// every run's observations with run (a) (REAL client → REAL server).
-/// `servers` are the indices of the nodes that run the server
-/// implementation; the others run the client implementation.
+/// Run `scenario` once per mode and transport from identical starting
+/// states and compare every run's observations with run (a) (REAL client →
+/// REAL server) of the same transport. `servers` are the indices of the
+/// nodes that run the server implementation; the others run the client
+/// implementation. Ports: slot `k` for plain run number `k`, `4 + k` for
+/// the TLS runs.
 pub fn differential(
     test: &str,
     idx: u8,
@@ -2005,54 +2416,69 @@ pub fn differential(
     let base = PathBuf::from(format!("/tmp/c2net-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(base.join("sync")).expect("create base");
-    let mut runs = Vec::new();
-    for (k, mode) in modes().into_iter().enumerate() {
-        let mut run = Run::new(test, mode, &hs, servers, &base, port(idx, k as u16));
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut run)));
-        if let Err(e) = res {
-            run.problems
-                .push(format!("scenario panicked: {}", panic_text(&*e)));
+    let ts = transports();
+    let certs = if ts.contains(&Transport::Tls) {
+        host_certs(&base.join("certs"), idx, &hs)
+    } else {
+        Vec::new()
+    };
+    let mut groups: Vec<Vec<Run>> = Vec::new();
+    for t in ts {
+        let mut runs = Vec::new();
+        for (k, mode) in modes().into_iter().enumerate() {
+            let slot = k as u16 + if t == Transport::Tls { 4 } else { 0 };
+            let mut run =
+                Run::with_transport(test, mode, t, &certs, &hs, servers, &base, port(idx, slot));
+            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut run)));
+            if let Err(e) = res {
+                run.problems
+                    .push(format!("scenario panicked: {}", panic_text(&*e)));
+            }
+            runs.push(run);
         }
-        runs.push(run);
+        groups.push(runs);
     }
     let mut report = String::new();
     let mut notes = Vec::new();
-    for run in &runs {
+    for run in groups.iter().flatten() {
         for p in &run.problems {
-            let _ = writeln!(report, "{} {p}", run.mode.describe());
+            let _ = writeln!(report, "{} {p}", run.describe());
         }
     }
-    let a = &runs[0];
-    for b in &runs[1..] {
-        let mut diffs = String::new();
-        if a.obs.len() != b.obs.len() {
-            let _ = writeln!(
-                diffs,
-                "  different number of steps: (a) {}, ({}) {}",
-                a.obs.len(),
-                b.mode.tag,
-                b.obs.len()
-            );
-        }
-        for (oa, ob) in a.obs.iter().zip(&b.obs) {
-            let d = compare_obs(oa, a.mode, ob, b.mode, &b.nodes, &mut notes);
-            if !d.is_empty() {
-                let _ = writeln!(diffs, "  step `{}`:", oa.label);
-                for x in d {
-                    let _ = writeln!(diffs, "    - {}", x.trim_end());
+    for runs in &groups {
+        let a = &runs[0];
+        for b in &runs[1..] {
+            let mut diffs = String::new();
+            if a.obs.len() != b.obs.len() {
+                let _ = writeln!(
+                    diffs,
+                    "  different number of steps: (a) {}, ({}) {}",
+                    a.obs.len(),
+                    b.mode.tag,
+                    b.obs.len()
+                );
+            }
+            for (oa, ob) in a.obs.iter().zip(&b.obs) {
+                let d = compare_obs(oa, a.mode, ob, b.mode, &b.nodes, &mut notes);
+                if !d.is_empty() {
+                    let _ = writeln!(diffs, "  step `{}`:", oa.label);
+                    for x in d {
+                        let _ = writeln!(diffs, "    - {}", x.trim_end());
+                    }
                 }
             }
-        }
-        if !diffs.is_empty() {
-            let _ = writeln!(
-                report,
-                "\n{} differs from {}:\n{diffs}  history of ({}):",
-                b.mode.describe(),
-                a.mode.describe(),
-                b.mode.tag
-            );
-            for h in &b.history {
-                let _ = writeln!(report, "      {h}");
+            if !diffs.is_empty() {
+                let _ = writeln!(
+                    report,
+                    "\n{} differs from {}:\n{diffs}  history of ({}, {}):",
+                    b.describe(),
+                    a.describe(),
+                    b.mode.tag,
+                    b.transport.label()
+                );
+                for h in &b.history {
+                    let _ = writeln!(report, "      {h}");
+                }
             }
         }
     }
@@ -2066,15 +2492,16 @@ pub fn differential(
             "[{test}] note: our client (-u/-x) is not implemented yet: runs (c) and (d) skipped"
         );
     }
-    for r in &runs {
+    for r in groups.iter().flatten() {
         for n in &r.notes {
-            eprintln!("[{test}] {} note: {n}", r.mode.describe());
+            eprintln!("[{test}] {} note: {n}", r.describe());
         }
     }
     if !report.is_empty() {
         let _ = std::fs::write(base.join("report.txt"), &report);
         panic!(
-            "\n=== net_interop `{test}` (directory {} kept; each run's outputs are in its <tag>/ subdirectory) ===\n{report}",
+            "\n=== net_interop `{test}` (directory {} kept; each run's outputs are in its <tag>/ \
+             (plain) or <tag>-tls/ (TLS) subdirectory, the certificates in certs/) ===\n{report}",
             base.display()
         );
     }
