@@ -74,13 +74,6 @@ pub fn main(argv: &[OsString]) -> i32 {
     run(&o)
 }
 
-fn network_mode_name(mode: Mode) -> Option<&'static str> {
-    match mode {
-        Mode::Test { .. } => Some("-T"),
-        _ => None,
-    }
-}
-
 /// Runs a parsed command line; returns the exit code.
 pub fn run(o: &Options) -> i32 {
     log::set_verbosity(o.verbose);
@@ -88,15 +81,6 @@ pub fn run(o: &Options) -> i32 {
     let mode = o.mode.expect("validated");
     if o.syslog || matches!(mode, Mode::Server(1)) {
         log::use_syslog();
-    }
-    if let Some(name) = network_mode_name(mode) {
-        log::debug(
-            0,
-            format!(
-                "csync2-rs: mode {name} needs the network protocol, which this build does not implement yet."
-            ),
-        );
-        return 1;
     }
     let myname = hostname(o.hostname.as_deref());
     let sysdir = system_dir();
@@ -389,8 +373,30 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
             crate::update::update(cfg, db, &uopts)?;
             Ok(0)
         }
-        Mode::Test { .. } | Mode::Server(_) => {
-            unreachable!("handled before the config is read")
+        Mode::Test { diff } => {
+            // -T FILE / -T MY PEER FILE: the file is a path, the rest names
+            let mut args = o.args.clone();
+            if args.len() % 2 == 1 {
+                let last = args.len() - 1;
+                args[last] = paths::real_name(&args[last], &cwd);
+                warn_useless(cfg, &args[last], false, false);
+            }
+            let copts = crate::compare::CompareOptions {
+                diff,
+                init: o.init,
+                remote_only: o.mark_remote_only,
+                only_tested_peer: o.mark_only_tested_peer,
+                only_peers: o.only_peers.as_deref().map(cli::split_list),
+                args,
+                client: crate::client::ClientOptions {
+                    bind_name: o.hostname.as_deref(),
+                    port: o.port(),
+                    cfgname: o.cfgname.as_deref().unwrap_or_default(),
+                    groups: o.only_groups.as_deref(),
+                },
+            };
+            crate::compare::run(cfg, db, &copts)
         }
+        Mode::Server(_) => unreachable!("handled before the config is read"),
     }
 }

@@ -11,6 +11,7 @@ pub mod checktxt;
 pub mod cleanup;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod db;
 pub mod fasthash;
