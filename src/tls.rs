@@ -530,7 +530,10 @@ pub fn cert_hex(der: &[u8]) -> Vec<u8> {
 pub fn pin(db: &mut crate::db::Db, peer: &[u8], der: &[u8]) -> Result<bool, crate::db::DbError> {
     let hex = cert_hex(der);
     match db.peer_cert(peer)? {
-        Some(known) => Ok(known == hex),
+        Some(known) => {
+            crate::log::debug(2, crate::msg!("Peer x509 certificate is: ", hex));
+            Ok(known == hex)
+        }
         None => {
             crate::log::debug(1, crate::msg!("Adding peer x509 certificate to db: ", hex));
             db.add_peer_cert(peer, &hex)?;

@@ -455,3 +455,28 @@ fn slave_push_refused() {
         }
     });
 }
+
+/// The same change made on both sides (content, mode and mtime), checked
+/// on both: the push finds nothing to send and is not a conflict; an
+/// identical new file on both sides too. Both sides end clean.
+#[test]
+fn same_change_both_sides() {
+    differential("samechange", 54, 2, &[1], |r| {
+        for i in 0..2 {
+            r.n(i).file("f.txt", "original\n", 0o644, T0);
+        }
+        r.init();
+        for i in 0..2 {
+            let n = r.n(i).clone();
+            n.file("f.txt", "the same new text\n", 0o640, T0 + 50);
+            n.file("new.txt", "new on both\n", 0o644, T0 + 60);
+            r.check(i);
+        }
+        let o = r.push("push -x", nargs!["-x"]);
+        r.expect_code(o, 0);
+        r.expect_same_trees(o, 0, 1);
+        for f in ["f.txt", "new.txt"] {
+            r.expect(!r.is_dirty(o, 0, f), format!("{f} is clean on the sender"));
+        }
+    });
+}

@@ -624,6 +624,8 @@ fn pinning() {
         let o = r.push("server certificate replaced", nargs!["-x"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Peer did provide a wrong SSL X509 cetrificate.");
+        // with a pin row present, -vv shows the peer's actual certificate
+        r.expect_line(o, &format!("Peer x509 certificate is: {}", new_server.hex));
         let kept = r.is_dirty(o, 0, "two.txt");
         r.expect(kept, "two.txt stays dirty on the client");
         r.expect(
