@@ -65,6 +65,8 @@ pub struct Session {
     pub conn: Conn,
     /// the name sent in the last successful HELLO
     hello: Option<Vec<u8>>,
+    /// the peer runs our binary and accepted pipelining
+    pub pipelined: bool,
 }
 
 /// Why a session could not be opened (the caller prints the standard lines).
@@ -129,7 +131,11 @@ pub fn open(
         log::debug(0, "Group command failed.");
         return Err(OpenError::Group);
     }
-    Ok(Session { conn, hello: None })
+    Ok(Session {
+        conn,
+        hello: None,
+        pipelined: false,
+    })
 }
 
 impl Session {
@@ -147,6 +153,23 @@ impl Session {
             self.hello = None;
             Ok(false)
         }
+    }
+
+    /// The identity of the last successful HELLO.
+    pub fn hello(&self) -> Option<&[u8]> {
+        self.hello.as_deref()
+    }
+
+    /// Asks for pipelining; a real csync2 answers `Unknown command!` and
+    /// the session stays in lock-step. `CSYNC2_NO_PIPELINE` set: not asked.
+    pub fn negotiate_pipeline(&mut self) -> Result<(), ConnError> {
+        if std::env::var_os("CSYNC2_NO_PIPELINE").is_some() {
+            return Ok(());
+        }
+        self.conn.send(b"X-CSYNC2RS-PIPELINE 1\n")?;
+        let st = self.conn.read_status()?;
+        self.pipelined = st == crate::server::OK_PIPELINING.as_bytes();
+        Ok(())
     }
 
     /// Sends a command and reads its status line.

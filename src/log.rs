@@ -89,13 +89,70 @@ fn clock_prefix() -> String {
     format!("[{:02}:{:02}:{:02}] ", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
+/// Output held back by a capture (see [`capture`]).
+pub enum Held {
+    Log(u32, Vec<u8>),
+    Stdout(Vec<u8>),
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Vec<Held>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with its messages (and [`stdout`] output) held back instead of
+/// printed; a pipelined client replays each file's messages in file order.
+pub fn capture<T>(into: &mut Vec<Held>, f: impl FnOnce() -> T) -> T {
+    let outer = CAPTURE.with(|c| c.borrow_mut().replace(std::mem::take(into)));
+    let r = f();
+    *into = CAPTURE
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .unwrap_or_default();
+    r
+}
+
+/// Prints held output.
+pub fn replay(held: Vec<Held>) {
+    for h in held {
+        match h {
+            Held::Log(level, msg) => debug(level, msg),
+            Held::Stdout(b) => stdout(&b),
+        }
+    }
+}
+
+/// Bytes for stdout (dry-run lines), in order with captured messages.
+pub fn stdout(b: &[u8]) {
+    let held = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(v) => {
+            v.push(Held::Stdout(b.to_vec()));
+            true
+        }
+        None => false,
+    });
+    if !held {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b);
+        let _ = out.flush();
+    }
+}
+
 /// Prints a message of `level` (0 = always).
 pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
     if !enabled(level) {
         return;
     }
-    PRINTED.store(true, Ordering::Relaxed);
     let msg = msg.as_ref();
+    let held = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(v) => {
+            v.push(Held::Log(level, msg.to_vec()));
+            true
+        }
+        None => false,
+    });
+    if held {
+        return;
+    }
+    PRINTED.store(true, Ordering::Relaxed);
     if syslog_enabled() {
         let prio = match level {
             0 => libc::LOG_WARNING,

@@ -34,9 +34,17 @@ pub type Result<T> = std::result::Result<T, ConnError>;
 
 pub struct Conn {
     inner: BufReader<Box<dyn Stream>>,
+    /// output not yet written to the stream
+    out: Vec<u8>,
+    /// corked: `flush` keeps the output until `uncork_flush` (a pipelining
+    /// server answers a batch at once, after making it durable)
+    corked: bool,
     /// `-vvv` trace prefix: "Local" / "Peer"
     trace: bool,
 }
+
+/// Output kept while corked before it is written anyway.
+pub const CORK_LIMIT: usize = 1 << 20;
 
 /// The real trace's escaping: `\n`, `\r`, other control bytes as `\ooo`,
 /// and bytes from 0x80 as the octal of a sign-extended C char.
@@ -58,14 +66,50 @@ impl Conn {
     pub fn new(stream: Box<dyn Stream>) -> Conn {
         Conn {
             inner: BufReader::with_capacity(64 * 1024, stream),
+            out: Vec::new(),
+            corked: false,
             trace: crate::log::enabled(3),
         }
     }
 
     /// Gives the stream back (for the TLS upgrade). Buffered bytes would be
     /// lost, so this is only valid right after a reply to `SSL`.
-    pub fn into_stream(self) -> Box<dyn Stream> {
+    pub fn into_stream(mut self) -> Box<dyn Stream> {
+        let _ = self.write_out();
         self.inner.into_inner()
+    }
+
+    pub fn set_corked(&mut self, on: bool) {
+        self.corked = on;
+    }
+
+    /// Output kept back by the cork.
+    pub fn pending_out(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes everything kept back, corked or not.
+    pub fn uncork_flush(&mut self) -> Result<()> {
+        self.write_out()?;
+        self.inner.get_mut().flush()?;
+        Ok(())
+    }
+
+    /// Never wait for the peer with our own request unsent.
+    fn flush_before_read(&mut self) -> Result<()> {
+        if !self.corked && !self.out.is_empty() && self.inner.buffer().is_empty() {
+            self.uncork_flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            let r = self.inner.get_mut().write_all(&self.out);
+            self.out.clear();
+            r?;
+        }
+        Ok(())
     }
 
     /// Input already read ahead (the peer sent more than one request).
@@ -85,15 +129,22 @@ impl Conn {
         }
     }
 
+    /// Buffers output; `flush` (or `send`) writes it.
     pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
         self.trace_out(data);
-        self.inner.get_mut().write_all(data)?;
+        self.out.extend_from_slice(data);
+        if !self.corked && self.out.len() >= 256 * 1024 {
+            self.write_out()?;
+        }
         Ok(())
     }
 
+    /// Writes the buffered output (kept while corked, up to CORK_LIMIT).
     pub fn flush(&mut self) -> Result<()> {
-        self.inner.get_mut().flush()?;
-        Ok(())
+        if self.corked && self.out.len() < CORK_LIMIT {
+            return Ok(());
+        }
+        self.uncork_flush()
     }
 
     /// Writes and flushes one line (adds the LF).
@@ -125,6 +176,7 @@ impl Conn {
     /// Reads one line without its LF (at most `max` bytes before the LF).
     /// None: EOF before any byte.
     pub fn read_line_opt(&mut self, max: usize) -> Result<Option<Vec<u8>>> {
+        self.flush_before_read()?;
         let mut line = Vec::new();
         loop {
             let buf = match self.inner.fill_buf() {
@@ -176,6 +228,7 @@ impl Conn {
     }
 
     pub fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.flush_before_read()?;
         self.inner.read_exact(buf).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 ConnError::Closed
@@ -221,21 +274,35 @@ impl Conn {
 
     /// Sends `octet-stream N` and N bytes read from `r`.
     pub fn send_blob_from(&mut self, r: &mut impl Read, n: u64) -> Result<()> {
+        self.write_blob_from(r, n)?;
+        self.flush()
+    }
+
+    /// `send_blob_from` without the final flush (pipelined requests).
+    pub fn write_blob_from(&mut self, r: &mut impl Read, n: u64) -> Result<()> {
         self.write_all(format!("octet-stream {n}\n").as_bytes())?;
-        let copied = io::copy(&mut r.take(n), self.inner.get_mut())?;
+        let copied = if n <= 64 * 1024 && !self.corked {
+            // small bodies join the buffered output: one write for many files
+            let before = self.out.len();
+            r.take(n).read_to_end(&mut self.out)?;
+            (self.out.len() - before) as u64
+        } else {
+            self.write_out()?;
+            io::copy(&mut r.take(n), self.inner.get_mut())?
+        };
         if copied != n {
             return Err(ConnError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the data to send got shorter",
             )));
         }
-        self.flush()
+        Ok(())
     }
 
     /// Sends `octet-stream N` and the bytes.
     pub fn send_blob(&mut self, data: &[u8]) -> Result<()> {
         self.write_all(format!("octet-stream {}\n", data.len()).as_bytes())?;
-        self.inner.get_mut().write_all(data)?;
+        self.out.extend_from_slice(data);
         self.flush()
     }
 

@@ -3,6 +3,8 @@
 //! connection, as the real daemon) and `-iii` (one connection, then exit)
 //! (cli.md §10, protocol.md §1.1–§1.3).
 
+mod extension;
+pub use extension::{OK_PIPELINING, content_digest};
 pub mod session;
 
 use crate::cli::Options;

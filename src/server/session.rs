@@ -4,6 +4,7 @@
 //! → final status.
 
 use super::Peer;
+use super::extension::XCmd;
 use crate::check::{CheckOptions, Checker};
 use crate::checktxt;
 use crate::config::Config;
@@ -11,7 +12,7 @@ use crate::db::Db;
 use crate::fnmatch::{Flags, fnmatch};
 use crate::fsutil;
 use crate::mark::{self, MarkOptions};
-use crate::protocol::conn::{Conn, ConnError, SERVER_LINE_MAX};
+use crate::protocol::conn::{CORK_LIMIT, Conn, ConnError, SERVER_LINE_MAX};
 use crate::protocol::{self, codec, delta};
 use crate::{Fatal, log, msg};
 use std::ffi::CString;
@@ -32,12 +33,16 @@ pub struct Session<'a> {
     pub peer: &'a Peer,
     pub tls: bool,
     /// the identified peer (after a successful HELLO)
-    ident: Option<Vec<u8>>,
+    pub(super) ident: Option<Vec<u8>>,
     groups_set: bool,
+    /// the client asked for pipelining (an extension between our own nodes)
+    pub(super) pipelined: bool,
+    /// file systems changed since the last batch sync (pipelined sessions)
+    pub(super) unsynced: super::extension::Unsynced,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Cmd {
+pub(super) enum Cmd {
     Hello,
     Group,
     Bye,
@@ -128,20 +133,28 @@ impl Cmd {
 }
 
 /// Numeric arguments: C `atoll`, garbage is 0 (protocol.md §2.2).
-fn num(tok: &[u8]) -> i64 {
+pub(super) fn num(tok: &[u8]) -> i64 {
     crate::config::parser::atoll(tok)
 }
 
-fn cstr(b: &[u8]) -> CString {
+pub(super) fn cstr(b: &[u8]) -> CString {
     CString::new(b.to_vec()).unwrap_or_default()
 }
 
-fn errno_text() -> String {
+pub(super) fn errno_text() -> String {
     log::strerror(&std::io::Error::last_os_error())
 }
 
 /// A reply: Ok = `OK (cmd_finished).` unless the command already answered.
-type Reply = Result<(), String>;
+pub(super) type Reply = Result<(), String>;
+
+/// How MK*'s create step went.
+pub(super) enum Made {
+    /// continue with the database update and this reply
+    Done(Reply),
+    /// answer this error at once
+    Early(String),
+}
 
 impl<'a> Session<'a> {
     pub fn new(
@@ -159,22 +172,40 @@ impl<'a> Session<'a> {
             tls,
             ident: None,
             groups_set: false,
+            pipelined: false,
+            unsynced: Default::default(),
         }
     }
 
-    fn reply(&mut self, line: &str) -> Result<(), ConnError> {
+    pub(super) fn reply(&mut self, line: &str) -> Result<(), ConnError> {
         self.conn.send_line(line)
     }
 
     pub fn run(&mut self) -> End {
+        let end = self.run_loop();
+        if self.pipelined
+            && let Err(f) = self.settle()
+        {
+            log::debug(0, &f.0);
+            return End::Fatal;
+        }
+        end
+    }
+
+    fn run_loop(&mut self) -> End {
         loop {
             // never hold the database's write lock while waiting for the
             // client: other sessions (and local runs) would time out
-            if !self.conn.has_buffered()
-                && let Err(e) = self.db.commit()
-            {
-                log::debug(0, e.0.as_bytes());
-                return End::Fatal;
+            if !self.conn.has_buffered() || self.conn.pending_out() >= CORK_LIMIT / 2 {
+                let r = if self.pipelined {
+                    self.settle()
+                } else {
+                    self.db.commit().map_err(Fatal::from)
+                };
+                if let Err(e) = r {
+                    log::debug(0, &e.0);
+                    return End::Fatal;
+                }
             }
             let line = match self.conn.read_request_line(SERVER_LINE_MAX) {
                 Ok(Some(l)) => l,
@@ -207,16 +238,26 @@ impl<'a> Session<'a> {
     fn command(&mut self, toks: &[Vec<u8>]) -> Result<bool, ConnError> {
         let tok = |i: usize| toks.get(i).map(Vec::as_slice).unwrap_or(b"");
         let Some(cmd) = lookup(tok(0)) else {
+            if let Some(x) = super::extension::lookup(tok(0))
+                && (x == XCmd::Pipeline || self.pipelined)
+            {
+                return self.extension(x, toks);
+            }
             self.reply(protocol::ERR_UNKNOWN)?;
             return Ok(true);
         };
         if !matches!(cmd, Cmd::Hello | Cmd::Group | Cmd::Bye) && self.ident.is_none() {
-            let who = match self.peer.addr {
-                Some(a) => a.to_string(),
-                None => "stranger".to_string(),
-            };
-            self.reply(&format!("Dear {who}, please identify first."))?;
+            let t = self.identify_first();
+            self.reply(&t)?;
             return Ok(true);
+        }
+        // a reply that may be large goes out on its own, after the batch
+        if self.pipelined
+            && matches!(cmd, Cmd::Sig | Cmd::Type | Cmd::List | Cmd::Patch)
+            && let Err(f) = self.settle()
+        {
+            log::debug(0, &f.0);
+            return Ok(false);
         }
         match cmd {
             Cmd::Hello => {
@@ -291,115 +332,18 @@ impl<'a> Session<'a> {
                 }
                 Err(e) => Err(e),
             },
-            Cmd::Mkdir => {
-                // an existing directory is kept (the real one rmdirs an
-                // empty one and makes it again with mode 0700: Q17)
-                if !fsutil::lstat(&real).map(|s| s.is_dir()).unwrap_or(false) {
-                    if let Err(e) = crate::backup::before_change(self.cfg, &file, &real) {
+            Cmd::Mkdir | Cmd::Mkchr | Cmd::Mkblk | Cmd::Mkfifo | Cmd::Mksock | Cmd::Mklink => {
+                match self.make_node(cmd, &file, &real, tok(3)) {
+                    Made::Done(r) => r,
+                    Made::Early(e) => {
                         self.reply(&e)?;
                         return Ok(true);
                     }
-                    pre_remove(&real, true);
-                }
-                let p = cstr(&real);
-                if unsafe { libc::mkdir(p.as_ptr(), 0o700) } != 0 {
-                    let e = errno_text();
-                    if fsutil::lstat(&real).map(|s| s.is_dir()).unwrap_or(false) {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                } else {
-                    Ok(())
                 }
             }
-            Cmd::Mkchr | Cmd::Mkblk | Cmd::Mkfifo | Cmd::Mksock => {
-                if let Err(e) = crate::backup::before_change(self.cfg, &file, &real) {
-                    self.reply(&e)?;
-                    return Ok(true);
-                }
-                pre_remove(&real, true);
-                let kind = match cmd {
-                    Cmd::Mkchr => libc::S_IFCHR,
-                    Cmd::Mkblk => libc::S_IFBLK,
-                    Cmd::Mkfifo => libc::S_IFIFO,
-                    // the real server makes nothing here, so the client's
-                    // SETOWN fails forever (Q11); a socket node fixes that
-                    _ => libc::S_IFSOCK,
-                };
-                let dev = if matches!(cmd, Cmd::Mkchr | Cmd::Mkblk) {
-                    num(tok(3)) as u32 as libc::dev_t
-                } else {
-                    0
-                };
-                let p = cstr(&real);
-                if unsafe { libc::mknod(p.as_ptr(), kind | 0o700, dev) } != 0 {
-                    Err(errno_text())
-                } else {
-                    Ok(())
-                }
-            }
-            Cmd::Mklink => {
-                if let Err(e) = crate::backup::before_change(self.cfg, &file, &real) {
-                    self.reply(&e)?;
-                    return Ok(true);
-                }
-                pre_remove(&real, true);
-                let (p, t) = (cstr(&real), cstr(tok(3)));
-                if unsafe { libc::symlink(t.as_ptr(), p.as_ptr()) } != 0 {
-                    Err(errno_text())
-                } else {
-                    Ok(())
-                }
-            }
-            Cmd::Setown => {
-                let uid = if self.cfg.ignore.uid {
-                    u32::MAX
-                } else {
-                    num(tok(3)) as u32
-                };
-                let gid = if self.cfg.ignore.gid {
-                    u32::MAX
-                } else {
-                    num(tok(4)) as u32
-                };
-                let p = cstr(&real);
-                if (self.cfg.ignore.uid && self.cfg.ignore.gid)
-                    || unsafe { libc::lchown(p.as_ptr(), uid, gid) } == 0
-                {
-                    Ok(())
-                } else {
-                    Err(errno_text())
-                }
-            }
-            Cmd::Setmod => {
-                let p = cstr(&real);
-                let mode = (num(tok(3)) as u32 & 0o7777) as libc::mode_t;
-                if self.cfg.ignore.mode || unsafe { libc::chmod(p.as_ptr(), mode) } == 0 {
-                    Ok(())
-                } else {
-                    Err(errno_text())
-                }
-            }
-            Cmd::Setime => {
-                let t = num(tok(3));
-                let p = cstr(&real);
-                let times = [
-                    libc::timeval {
-                        tv_sec: t as libc::time_t,
-                        tv_usec: 0,
-                    },
-                    libc::timeval {
-                        tv_sec: t as libc::time_t,
-                        tv_usec: 0,
-                    },
-                ];
-                if unsafe { libc::utimes(p.as_ptr(), times.as_ptr()) } == 0 {
-                    Ok(())
-                } else {
-                    Err(errno_text())
-                }
-            }
+            Cmd::Setown => self.set_own(&real, tok(3), tok(4)),
+            Cmd::Setmod => self.set_mod(&real, tok(3)),
+            Cmd::Setime => set_time(&real, num(tok(3))),
             Cmd::Hello | Cmd::Group | Cmd::Bye | Cmd::List => unreachable!(),
         };
         if (cmd.updates() || cmd.updates_meta())
@@ -412,14 +356,112 @@ impl<'a> Session<'a> {
         Ok(true)
     }
 
-    fn finish(&mut self, r: Reply) -> Result<(), ConnError> {
+    /// The create step of MK*; Early: answered without a database update
+    /// (a failed backup, as in the real server).
+    pub(super) fn make_node(&mut self, cmd: Cmd, file: &[u8], real: &[u8], arg: &[u8]) -> Made {
+        if cmd == Cmd::Mkdir {
+            // an existing directory is kept (the real one rmdirs an empty
+            // one and makes it again with mode 0700: Q17)
+            if !fsutil::lstat(real).map(|s| s.is_dir()).unwrap_or(false) {
+                if let Err(e) = crate::backup::before_change(self.cfg, file, real) {
+                    return Made::Early(e);
+                }
+                pre_remove(real, true);
+            }
+            let p = cstr(real);
+            if unsafe { libc::mkdir(p.as_ptr(), 0o700) } != 0 {
+                let e = errno_text();
+                if !fsutil::lstat(real).map(|s| s.is_dir()).unwrap_or(false) {
+                    return Made::Done(Err(e));
+                }
+            }
+            return Made::Done(Ok(()));
+        }
+        if let Err(e) = crate::backup::before_change(self.cfg, file, real) {
+            return Made::Early(e);
+        }
+        pre_remove(real, true);
+        let p = cstr(real);
+        if cmd == Cmd::Mklink {
+            let t = cstr(arg);
+            if unsafe { libc::symlink(t.as_ptr(), p.as_ptr()) } != 0 {
+                return Made::Done(Err(errno_text()));
+            }
+            return Made::Done(Ok(()));
+        }
+        let kind = match cmd {
+            Cmd::Mkchr => libc::S_IFCHR,
+            Cmd::Mkblk => libc::S_IFBLK,
+            Cmd::Mkfifo => libc::S_IFIFO,
+            // the real server makes nothing here, so the client's SETOWN
+            // fails forever (Q11); a socket node fixes that
+            _ => libc::S_IFSOCK,
+        };
+        let dev = if matches!(cmd, Cmd::Mkchr | Cmd::Mkblk) {
+            num(arg) as u32 as libc::dev_t
+        } else {
+            0
+        };
+        if unsafe { libc::mknod(p.as_ptr(), kind | 0o700, dev) } != 0 {
+            Made::Done(Err(errno_text()))
+        } else {
+            Made::Done(Ok(()))
+        }
+    }
+
+    /// The owner SETOWN would set: -1 (unchanged) where ignored.
+    pub(super) fn owner(&self, uid: &[u8], gid: &[u8]) -> (u32, u32) {
+        let uid = if self.cfg.ignore.uid {
+            u32::MAX
+        } else {
+            num(uid) as u32
+        };
+        let gid = if self.cfg.ignore.gid {
+            u32::MAX
+        } else {
+            num(gid) as u32
+        };
+        (uid, gid)
+    }
+
+    pub(super) fn set_own(&self, real: &[u8], uid: &[u8], gid: &[u8]) -> Reply {
+        let (uid, gid) = self.owner(uid, gid);
+        let p = cstr(real);
+        if (self.cfg.ignore.uid && self.cfg.ignore.gid)
+            || unsafe { libc::lchown(p.as_ptr(), uid, gid) } == 0
+        {
+            Ok(())
+        } else {
+            Err(errno_text())
+        }
+    }
+
+    pub(super) fn set_mod(&self, real: &[u8], mode: &[u8]) -> Reply {
+        let p = cstr(real);
+        let mode = (num(mode) as u32 & 0o7777) as libc::mode_t;
+        if self.cfg.ignore.mode || unsafe { libc::chmod(p.as_ptr(), mode) } == 0 {
+            Ok(())
+        } else {
+            Err(errno_text())
+        }
+    }
+
+    pub(super) fn identify_first(&self) -> String {
+        let who = match self.peer.addr {
+            Some(a) => a.to_string(),
+            None => "stranger".to_string(),
+        };
+        format!("Dear {who}, please identify first.")
+    }
+
+    pub(super) fn finish(&mut self, r: Reply) -> Result<(), ConnError> {
         match r {
             Ok(()) => self.reply(protocol::OK_FINISHED),
             Err(e) => self.reply(&e),
         }
     }
 
-    fn peer_name(&self) -> &[u8] {
+    pub(super) fn peer_name(&self) -> &[u8] {
         self.ident.as_deref().unwrap_or_default()
     }
 
@@ -470,7 +512,12 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn permission(&mut self, key: &[u8], file: &[u8], compare: bool) -> Result<(), &'static str> {
+    pub(super) fn permission(
+        &mut self,
+        key: &[u8],
+        file: &[u8],
+        compare: bool,
+    ) -> Result<(), &'static str> {
         let peer = self.peer_name().to_vec();
         let mut slave = false;
         for g in self.cfg.matching_groups(compare) {
@@ -495,7 +542,7 @@ impl<'a> Session<'a> {
     }
 
     /// Re-checks the file here; Ok(false) when it is dirty here (conflict).
-    fn conflict(&mut self, file: &[u8], flush: bool) -> Result<bool, Fatal> {
+    pub(super) fn conflict(&mut self, file: &[u8], flush: bool) -> Result<bool, Fatal> {
         let copts = CheckOptions {
             init: false,
             compare: false,
@@ -515,7 +562,7 @@ impl<'a> Session<'a> {
     /// After a change: the requester's dirty row goes, the file row follows
     /// the disk; a full update also schedules this host's actions (the real
     /// one also does that when the change failed, as if it had happened).
-    fn update_db(&mut self, file: &[u8], real: &[u8], full: bool) -> Result<(), Fatal> {
+    pub(super) fn update_db(&mut self, file: &[u8], real: &[u8], full: bool) -> Result<(), Fatal> {
         let peer = self.peer_name().to_vec();
         self.db.delete_dirty(file, &peer)?;
         let root = fsutil::prefix_root_len(file, real);
@@ -675,12 +722,23 @@ impl<'a> Session<'a> {
         };
         self.reply(protocol::OK_SEND_DATA)?;
         self.conn.send_blob(&sig)?;
+        if self.pipelined {
+            // the client waits for the signature before it sends the delta
+            self.conn.uncork_flush()?;
+        }
         let Some(n) = self.conn.read_blob_header()? else {
             return Ok(Err("Input/output error".to_string()));
         };
         let tempdir = self.cfg.tempdir.clone();
         let mut reader = self.conn.blob_reader(n);
-        let result = write_patched(real, basis.as_ref(), &mut reader, tempdir.as_deref());
+        let durable = !self.pipelined;
+        let result = write_patched(
+            real,
+            basis.as_ref(),
+            &mut reader,
+            tempdir.as_deref(),
+            durable,
+        );
         // keep in step with the client whatever happened to the data
         std::io::copy(&mut reader, &mut std::io::sink())?;
         if reader.limit() > 0 {
@@ -697,7 +755,35 @@ fn write_patched(
     basis: Option<&std::fs::File>,
     d: &mut impl std::io::Read,
     tempdir: Option<&[u8]>,
+    durable: bool,
 ) -> Reply {
+    write_replacing(
+        real,
+        tempdir,
+        durable,
+        &mut |w| {
+            delta::apply_stream(basis, d, &mut &mut *w, u64::MAX)
+                .map(|_| ())
+                .map_err(|_| "Input/output error".to_string())
+        },
+        &mut |_| Ok(()),
+    )
+    .and_then(|meta| meta)
+}
+
+/// Writes a new version of `real` into a temporary file (`fill`), gives it
+/// the old file's owner and mode, then `meta` (whose error is returned after
+/// the rename: the content is in place, as after PATCH and a failed SET*),
+/// and renames it over `real`. `durable`: fdatasync before the rename;
+/// otherwise only writeback is started (the caller syncs the batch).
+/// Err: nothing changed; Ok(meta's result): the new content is in place.
+pub(super) fn write_replacing(
+    real: &[u8],
+    tempdir: Option<&[u8]>,
+    durable: bool,
+    fill: &mut dyn FnMut(&mut dyn std::io::Write) -> Reply,
+    meta: &mut dyn FnMut(libc::c_int) -> Reply,
+) -> Result<Reply, String> {
     let dir = match real.iter().rposition(|&b| b == b'/') {
         Some(0) => b"/".to_vec(),
         Some(i) => real[..i].to_vec(),
@@ -723,10 +809,10 @@ fn write_patched(
         let tmp = template;
         use std::os::unix::io::FromRawFd;
         let f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut meta_result = Ok(());
         let result = (|| -> Result<(), String> {
             let mut w = std::io::BufWriter::with_capacity(256 * 1024, &f);
-            delta::apply_stream(basis, d, &mut w, u64::MAX)
-                .map_err(|_| "Input/output error".to_string())?;
+            fill(&mut w)?;
             w.flush().map_err(|e| log::strerror(&e))?;
             drop(w);
             if let Some(st) = old {
@@ -735,7 +821,14 @@ fn write_patched(
                     libc::fchmod(fd, (st.mode & 0o7777) as libc::mode_t);
                 }
             }
-            f.sync_data().map_err(|e| log::strerror(&e))?;
+            meta_result = meta(fd);
+            if durable {
+                f.sync_data().map_err(|e| log::strerror(&e))?;
+            } else {
+                unsafe {
+                    libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+                }
+            }
             std::fs::rename(crate::paths::as_path(&tmp), crate::paths::as_path(real))
                 .map_err(|e| log::strerror(&e))
         })();
@@ -743,14 +836,14 @@ fn write_patched(
         if result.is_err() {
             let _ = std::fs::remove_file(crate::paths::as_path(&tmp));
         }
-        return result;
+        return result.map(|_| meta_result);
     }
     Err(last_err)
 }
 
 /// Pre-removal before MK* (`any`) and PATCH (only what is not a regular
 /// file); errors are ignored, as in the real server.
-fn pre_remove(real: &[u8], any: bool) {
+pub(super) fn pre_remove(real: &[u8], any: bool) {
     let Ok(st) = fsutil::lstat(real) else { return };
     if !any && st.is_file() {
         return;
@@ -779,4 +872,18 @@ fn remove_path(real: &[u8]) -> Reply {
         }
     };
     if r != 0 { Err(errno_text()) } else { Ok(()) }
+}
+
+/// SETIME: atime and mtime.
+pub(super) fn set_time(real: &[u8], t: i64) -> Reply {
+    let p = cstr(real);
+    let tv = libc::timeval {
+        tv_sec: t as libc::time_t,
+        tv_usec: 0,
+    };
+    if unsafe { libc::utimes(p.as_ptr(), [tv, tv].as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(errno_text())
+    }
 }

@@ -1455,9 +1455,14 @@ pub fn wire(d: &Done) -> Vec<Exch> {
     v
 }
 
+/// Our client's pipelining offer (a real server answers `Unknown
+/// command!` and the session goes on in lock-step).
+const PIPELINE_OFFER: &[u8] = b"X-CSYNC2RS-PIPELINE";
+
 fn wire_filtered(d: &Done, ign: &[Ignore]) -> Vec<Exch> {
     wire(d)
         .into_iter()
+        .filter(|e| !e.local.starts_with(PIPELINE_OFFER))
         .filter(|e| {
             !ign.iter()
                 .any(|i| matches!(i, Ignore::Wire(t) if contains(&e.local, t)))
@@ -1706,7 +1711,29 @@ pub fn compare_obs(
             }
         }
         let (wa, wb) = (wire_filtered(&ca.done, &ign), wire_filtered(&cb.done, &ign));
-        if ca.imp == cb.imp && ca.imp == Imp::Real {
+        // a session that went pipelined (ours -> ours, doc/protocol-extension.md)
+        // has another wire; everything else is compared as usual
+        let pipelined = cb
+            .done
+            .stderr_lines()
+            .iter()
+            .any(|l| l.starts_with("Peer> OK (pipelining)."));
+        let ours_both = cb.imp == Imp::Ours
+            && !b.servers.is_empty()
+            && b.servers.iter().all(|s| s.imp == Imp::Ours);
+        let offered = cb
+            .done
+            .stderr_lines()
+            .iter()
+            .any(|l| l.starts_with("Local> X-CSYNC2RS-PIPELINE"));
+        if ours_both && offered && !pipelined {
+            v.push(format!("{lb} {who}: our server refused pipelining"));
+        }
+        if pipelined {
+            if !ours_both {
+                v.push(format!("{lb} {who}: pipelining with a real csync2 peer"));
+            }
+        } else if ca.imp == cb.imp && ca.imp == Imp::Real {
             if let Some(d) = diff_wire(&wa, &wb, &la, &lb, false) {
                 v.push(format!("{who}: {d}"));
             }

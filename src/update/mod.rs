@@ -13,7 +13,10 @@ use crate::protocol::{self, Status, codec, delta};
 use crate::urlenc;
 use crate::{Fatal, log, msg};
 use std::collections::HashSet;
+
 use std::io::Write;
+
+mod pipeline;
 
 pub struct UpdateOptions<'a> {
     pub dry_run: bool,
@@ -29,6 +32,7 @@ pub struct UpdateOptions<'a> {
 type SigReply = (Vec<u8>, Option<Vec<u8>>);
 
 /// How the create step went.
+#[derive(Clone, Copy)]
 enum Step {
     Ok,
     /// `File is also marked dirty here!`
@@ -113,9 +117,7 @@ fn dry_line(code: &str, peer: &[u8], file: &[u8]) {
         15usize.saturating_sub(peer.len()),
     ));
     line.extend_from_slice(&msg!(" ", file, "\n"));
-    let mut out = std::io::stdout();
-    let _ = out.write_all(&line);
-    let _ = out.flush();
+    log::stdout(&line);
 }
 
 fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> Result<(), Fatal> {
@@ -138,6 +140,10 @@ fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> 
             return Ok(());
         }
     };
+    if session.negotiate_pipeline().is_err() {
+        log::error("Connection closed.");
+        return Ok(());
+    }
     let mut run = PeerRun {
         cfg,
         db,
@@ -234,6 +240,9 @@ impl PeerRun<'_, '_> {
             self.delete_one(row, key)?;
         }
         changes.reverse();
+        if self.session.pipelined {
+            return self.changes_pipelined(changes);
+        }
         let mut skip: Vec<Vec<u8>> = Vec::new();
         for (row, real) in changes {
             if skip.iter().any(|d| is_at_or_below(&row.filename, d)) {
@@ -526,21 +535,38 @@ impl PeerRun<'_, '_> {
                 return Ok(Outcome::Done);
             }
         }
-        match self.create(file, real, &enc, key, &st, target.as_deref())? {
+        self.apply(file, real, &enc, key, &st, target.as_deref(), None)
+    }
+
+    /// The create step (unless `first` says how it already went), conflict
+    /// resolution, metadata, and the dirty row.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        file: &[u8],
+        real: &[u8],
+        enc: &[u8],
+        key: &[u8],
+        st: &Stat,
+        target: Option<&[u8]>,
+        first: Option<Step>,
+    ) -> Result<Outcome, PassError> {
+        let step = match first {
+            Some(s) => s,
+            None => self.create(file, real, enc, key, st, target)?,
+        };
+        match step {
             Step::Ok => {}
             Step::Failed => return Ok(self.stays()),
             Step::Conflict => {
-                if !self.auto_resolve(file, key, Some(&st))? {
+                if !self.auto_resolve(file, key, Some(st))? {
                     log::count_error();
                     return Ok(self.stays());
                 }
                 // the entry starts over, forced
                 log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
-                let retried = self.flush(file, key, &enc)?
-                    && matches!(
-                        self.create(file, real, &enc, key, &st, target.as_deref())?,
-                        Step::Ok
-                    );
+                let retried = self.flush(file, key, enc)?
+                    && matches!(self.create(file, real, enc, key, st, target)?, Step::Ok);
                 if !retried {
                     log::error("ERROR: Auto-resolving failed. Giving up.");
                     return Ok(self.stays());
@@ -554,7 +580,7 @@ impl PeerRun<'_, '_> {
             "SETOWN",
             &[
                 key,
-                &enc,
+                enc,
                 (st.uid as i32).to_string().as_bytes(),
                 (st.gid as i32).to_string().as_bytes(),
             ],
@@ -562,11 +588,11 @@ impl PeerRun<'_, '_> {
         if !st.is_symlink() {
             meta.push(codec::command_raw(
                 "SETMOD",
-                &[key, &enc, (st.mode as i32).to_string().as_bytes()],
+                &[key, enc, (st.mode as i32).to_string().as_bytes()],
             ));
             meta.push(codec::command_raw(
                 "SETIME",
-                &[key, &enc, st.mtime.to_string().as_bytes()],
+                &[key, enc, st.mtime.to_string().as_bytes()],
             ));
         }
         for m in meta {

@@ -1,0 +1,541 @@
+//! Creations and changes sent ahead to a peer that runs our binary
+//! (doc/protocol-extension.md). `X-STAT`s run ahead of the replies; the
+//! changing requests go out strictly in file order, so the peer applies
+//! them in the order the lock-step client would; each file's messages are
+//! held and printed in file order too. Whatever needs a round trip per step
+//! (forced entries, conflicts, rsync deltas of large files, a missing
+//! parent) waits for the pipeline to empty and runs in lock-step.
+
+use super::{Outcome, PassError, PeerRun, Step, dry_line, key_for};
+use crate::config::matcher::is_at_or_below;
+use crate::db::DirtyRow;
+use crate::fsutil::{self, Stat};
+use crate::log::{self, Held};
+use crate::protocol::{self, Status, codec};
+use crate::server::content_digest;
+use crate::{checktxt, msg, urlenc};
+use std::collections::{HashSet, VecDeque};
+
+/// Reply bytes the peer may have queued for us at most. Far below what the
+/// two sockets buffer, so the peer never blocks writing while we block
+/// writing too.
+const REPLY_BUDGET: usize = 48 * 1024;
+/// Files started but not yet past their turn.
+const MAX_AHEAD: usize = 1024;
+/// A changed file above this size goes as an rsync delta (lock-step);
+/// smaller ones are sent whole.
+const WHOLE_FILE_MAX: i64 = 256 * 1024;
+
+/// What a file still needs in lock-step.
+#[derive(Clone, Copy)]
+enum Lock {
+    /// the whole lock-step update (forced entries, a missing parent)
+    Modify,
+    /// the lock-step create step and what follows (rsync delta)
+    Apply,
+    /// the create step was refused as a conflict
+    Resolve,
+    /// X-STAT found the parent directory missing
+    ParentMissing,
+}
+
+/// A changing request ready to go when it is the file's turn.
+enum Change {
+    Put,
+    Setime,
+}
+
+enum State {
+    /// X-STAT in flight
+    Stat,
+    Ready(Change),
+    /// the change is in flight
+    Sent,
+    Locked(Lock),
+    Finished,
+}
+
+struct Job<'r> {
+    row: &'r DirtyRow,
+    real: Vec<u8>,
+    key: Vec<u8>,
+    enc: Vec<u8>,
+    st: Stat,
+    target: Option<Vec<u8>>,
+    text: Vec<u8>,
+    state: State,
+    held: Vec<Held>,
+}
+
+/// A reply we wait for, in order.
+struct Waiting {
+    job: usize,
+    cost: usize,
+}
+
+struct Pipe<'r> {
+    jobs: Vec<Job<'r>>,
+    q: VecDeque<Waiting>,
+    used: usize,
+    /// the next file whose change may go out
+    turn: usize,
+    /// the next file whose messages may be printed
+    emit: usize,
+    /// directories whose creation goes out in this pass
+    creating: HashSet<Vec<u8>>,
+    /// directories that cannot be created here: nothing below is sent
+    skip: Vec<Vec<u8>>,
+    /// files whose change was refused as a conflict after their turn: they
+    /// are resolved in lock-step as soon as the pipeline is empty
+    resolve: VecDeque<usize>,
+}
+
+fn parent(file: &[u8]) -> &[u8] {
+    match file.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
+        Some(i) => &file[..i],
+        None => file,
+    }
+}
+
+impl<'r> PeerRun<'_, '_> {
+    pub(super) fn changes_pipelined(
+        &mut self,
+        changes: Vec<(&'r DirtyRow, Vec<u8>)>,
+    ) -> Result<Option<Vec<u8>>, PassError> {
+        let mut p = Pipe {
+            jobs: Vec::new(),
+            q: VecDeque::new(),
+            used: 0,
+            turn: 0,
+            emit: 0,
+            creating: HashSet::new(),
+            skip: Vec::new(),
+            resolve: VecDeque::new(),
+        };
+        let mut rows = changes.into_iter().peekable();
+        loop {
+            if let Some(r) = self.advance(&mut p)? {
+                p.emit_finished();
+                return Ok(Some(r));
+            }
+            p.emit_finished();
+            // start more files while the budget allows
+            while p.used < REPLY_BUDGET
+                && p.jobs.len() - p.turn < MAX_AHEAD
+                && !matches!(p.jobs.get(p.turn).map(|j| &j.state), Some(State::Locked(_)))
+            {
+                let Some((row, _)) = rows.peek() else { break };
+                if self.session.hello() != Some(row.myname.as_slice()) {
+                    // a new identity: HELLO once everything before is done
+                    if !p.q.is_empty() || p.turn < p.jobs.len() {
+                        break;
+                    }
+                    if !self.identify(&row.myname)? {
+                        // no identity, no further modifications for this peer
+                        return Ok(None);
+                    }
+                }
+                let (row, real) = rows.next().expect("peeked");
+                self.start(&mut p, row, real)?;
+            }
+            if p.q.is_empty() {
+                if p.turn < p.jobs.len() || !p.resolve.is_empty() {
+                    continue;
+                }
+                if rows.peek().is_none() {
+                    p.emit_finished();
+                    return Ok(None);
+                }
+                continue;
+            }
+            let w = p.q.pop_front().expect("not empty");
+            p.used -= w.cost;
+            let mut held = std::mem::take(&mut p.jobs[w.job].held);
+            let r = log::capture(&mut held, || self.reply(&mut p, w.job));
+            p.jobs[w.job].held = held;
+            r?;
+        }
+    }
+
+    /// Sends the changes whose turn it is and runs lock-step work once the
+    /// pipeline is empty. Some(dir): start the pass over (missing parent).
+    fn advance(&mut self, p: &mut Pipe<'r>) -> Result<Option<Vec<u8>>, PassError> {
+        while p.q.is_empty()
+            && let Some(j) = p.resolve.pop_front()
+        {
+            let mut held = std::mem::take(&mut p.jobs[j].held);
+            let r = log::capture(&mut held, || self.lockstep(p, j, Lock::Resolve));
+            p.jobs[j].held = held;
+            p.jobs[j].state = State::Finished;
+            if let Some(dir) = r? {
+                return Ok(Some(dir));
+            }
+        }
+        while p.turn < p.jobs.len() {
+            let j = p.turn;
+            if p.skip
+                .iter()
+                .any(|d| is_at_or_below(&p.jobs[j].row.filename, d))
+            {
+                // the lock-step client never gets to these
+                p.jobs[j].held.clear();
+                p.jobs[j].state = State::Finished;
+                p.turn += 1;
+                continue;
+            }
+            match p.jobs[j].state {
+                State::Stat => break,
+                State::Sent | State::Finished => p.turn += 1,
+                State::Ready(_) => {
+                    if p.used >= REPLY_BUDGET {
+                        break;
+                    }
+                    let State::Ready(c) = std::mem::replace(&mut p.jobs[j].state, State::Sent)
+                    else {
+                        unreachable!()
+                    };
+                    let mut held = std::mem::take(&mut p.jobs[j].held);
+                    let r = log::capture(&mut held, || self.send_change(p, j, c));
+                    p.jobs[j].held = held;
+                    r?;
+                    p.turn += 1;
+                }
+                State::Locked(how) => {
+                    if !p.q.is_empty() {
+                        break;
+                    }
+                    let mut held = std::mem::take(&mut p.jobs[j].held);
+                    let r = log::capture(&mut held, || self.lockstep(p, j, how));
+                    p.jobs[j].held = held;
+                    p.jobs[j].state = State::Finished;
+                    p.turn += 1;
+                    if let Some(dir) = r? {
+                        // later files start over with the pass
+                        p.jobs.truncate(j + 1);
+                        return Ok(Some(dir));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts one file: its checks, then X-STAT.
+    fn start(
+        &mut self,
+        p: &mut Pipe<'r>,
+        row: &'r DirtyRow,
+        real: Vec<u8>,
+    ) -> Result<(), PassError> {
+        let mut held = Vec::new();
+        let j = p.jobs.len();
+        let job = log::capture(&mut held, || -> Result<Option<Job<'r>>, PassError> {
+            let file = &row.filename;
+            let Some(key) = key_for(self.cfg, file, self.peer) else {
+                log::debug(
+                    2,
+                    msg!(
+                        "Skipping file update ",
+                        file,
+                        " on ",
+                        self.peer,
+                        " - not in my groups."
+                    ),
+                );
+                return Ok(None);
+            };
+            let key = key.to_vec();
+            let Ok(st) = fsutil::lstat(&real) else {
+                log::error(msg!("ERROR: Cant stat ", file, "."));
+                return Ok(None);
+            };
+            let enc = urlenc::encode(file);
+            let target = if st.is_symlink() {
+                fsutil::readlink(&real)
+            } else {
+                None
+            };
+            let text = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
+            let mut job = Job {
+                row,
+                real,
+                key,
+                enc,
+                st,
+                target,
+                text,
+                state: State::Stat,
+                held: Vec::new(),
+            };
+            if row.forced {
+                // FLUSH and the rest in lock-step; it prints its own lines
+                job.state = State::Locked(Lock::Modify);
+                return Ok(Some(job));
+            }
+            log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
+            let text = urlenc::encode(&job.text);
+            let line = codec::command_raw("X-STAT", &[&job.key, &job.enc, &text]);
+            self.session.conn.write_all(&line)?;
+            p.q.push_back(Waiting {
+                job: j,
+                cost: 256 + 3 * job.text.len(),
+            });
+            p.used += 256 + 3 * job.text.len();
+            Ok(Some(job))
+        });
+        let mut job = match job? {
+            Some(job) => job,
+            None => {
+                // a finished placeholder keeps the messages in order
+                Job {
+                    row,
+                    real: Vec::new(),
+                    key: Vec::new(),
+                    enc: Vec::new(),
+                    st: fsutil::lstat(b"/")
+                        .map_err(|e| PassError::Fatal(crate::Fatal::msg(log::strerror(&e))))?,
+                    target: None,
+                    text: Vec::new(),
+                    state: State::Finished,
+                    held: Vec::new(),
+                }
+            }
+        };
+        job.held = held;
+        p.jobs.push(job);
+        Ok(())
+    }
+
+    /// Reads the reply `j` waits for.
+    fn reply(&mut self, p: &mut Pipe<'r>, j: usize) -> Result<(), PassError> {
+        match p.jobs[j].state {
+            State::Stat => self.stat_reply(p, j),
+            State::Sent => {
+                let r = self.session.conn.read_status()?;
+                let job = &mut p.jobs[j];
+                let file = &job.row.filename;
+                match protocol::classify(&r) {
+                    Status::Ok => {
+                        job.state = State::Finished;
+                        self.done(file)?;
+                    }
+                    Status::Conflict => {
+                        p.creating.remove(file.as_slice());
+                        job.state = State::Locked(Lock::Resolve);
+                        p.resolve.push_back(j);
+                    }
+                    _ => {
+                        p.creating.remove(file.as_slice());
+                        log::error(msg!("While syncing file ", file, ": ", r));
+                        self.stays();
+                        job.state = State::Finished;
+                    }
+                }
+                Ok(())
+            }
+            _ => unreachable!("no reply awaited"),
+        }
+    }
+
+    fn stat_reply(&mut self, p: &mut Pipe<'r>, j: usize) -> Result<(), PassError> {
+        let conn = &mut self.session.conn;
+        let r = conn.read_status()?;
+        let file = p.jobs[j].row.filename.clone();
+        let (text, digest) = match protocol::classify(&r) {
+            Status::ParentMissing if p.creating.contains(parent(&file)) => {
+                (b"---".to_vec(), Vec::new())
+            }
+            Status::ParentMissing => {
+                // recreated in lock-step, then the pass starts over
+                p.jobs[j].state = State::Locked(Lock::ParentMissing);
+                return Ok(());
+            }
+            Status::Ok if r == protocol::OK_DATA_FOLLOWS.as_bytes() => {
+                let t = urlenc::decode(&conn.read_line(16383)?);
+                let d = conn.read_line(200)?;
+                (t, d)
+            }
+            Status::Ok => (b"---".to_vec(), Vec::new()),
+            _ => {
+                log::error(msg!("While syncing file ", file, ": ", r));
+                self.stays();
+                p.jobs[j].state = State::Finished;
+                return Ok(());
+            }
+        };
+        let job = &mut p.jobs[j];
+        let mut same = text == job.text;
+        if same && job.st.is_file() {
+            let mine = std::fs::File::open(crate::paths::as_path(&job.real))
+                .and_then(|mut f| content_digest(&mut f));
+            match mine {
+                Ok(d) => same = d.as_bytes() == digest.as_slice(),
+                Err(e) => {
+                    log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
+                    job.state = State::Finished;
+                    return Ok(());
+                }
+            }
+        }
+        if same {
+            log::debug(1, "File is already up to date on peer.");
+            if self.opts.dry_run {
+                dry_line("?S", self.peer, &file);
+                job.state = State::Finished;
+            } else if job.st.is_symlink() {
+                job.state = State::Finished;
+                self.done(&file)?;
+            } else {
+                job.state = State::Ready(Change::Setime);
+            }
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            dry_line("?M", self.peer, &file);
+            job.state = State::Finished;
+            return Ok(());
+        }
+        let remote_reg = text.windows(9).any(|w| w == b":type=reg");
+        if job.st.is_file() && remote_reg && job.st.size > WHOLE_FILE_MAX {
+            job.state = State::Locked(Lock::Apply);
+            return Ok(());
+        }
+        if job.st.is_dir() {
+            p.creating.insert(file);
+        }
+        job.state = State::Ready(Change::Put);
+        Ok(())
+    }
+
+    fn send_change(&mut self, p: &mut Pipe<'r>, j: usize, c: Change) -> Result<(), PassError> {
+        let job = &mut p.jobs[j];
+        let st = &job.st;
+        let line = match c {
+            Change::Setime => codec::command_raw(
+                "SETIME",
+                &[&job.key, &job.enc, st.mtime.to_string().as_bytes()],
+            ),
+            Change::Put => {
+                let (kind, arg): (&[u8], Vec<u8>) = if st.is_file() {
+                    (b"reg", b"-".to_vec())
+                } else if st.is_dir() {
+                    (b"dir", b"-".to_vec())
+                } else if st.is_char_device() {
+                    (b"chr", (st.rdev as i32).to_string().into_bytes())
+                } else if st.is_block_device() {
+                    (b"blk", (st.rdev as i32).to_string().into_bytes())
+                } else if st.is_fifo() {
+                    (b"fifo", b"-".to_vec())
+                } else if st.is_symlink() {
+                    let t = job.target.clone().unwrap_or_default();
+                    // as MKLINK: at most 1023 bytes (Q41)
+                    (b"link", urlenc::encode(&t[..t.len().min(1023)]))
+                } else {
+                    (b"sock", b"-".to_vec())
+                };
+                codec::command_raw(
+                    "X-PUT",
+                    &[
+                        &job.key,
+                        &job.enc,
+                        kind,
+                        &arg,
+                        (st.uid as i32).to_string().as_bytes(),
+                        (st.gid as i32).to_string().as_bytes(),
+                        (st.mode as i32).to_string().as_bytes(),
+                        st.mtime.to_string().as_bytes(),
+                    ],
+                )
+            }
+        };
+        let mut content = None;
+        if matches!(c, Change::Put) && st.is_file() {
+            // opened first: a file we cannot read sends nothing
+            match std::fs::File::open(crate::paths::as_path(&job.real))
+                .and_then(|f| f.metadata().map(|m| (f, m.len())))
+            {
+                Ok(x) => content = Some(x),
+                Err(e) => {
+                    log::error(msg!(
+                        "While syncing file ",
+                        job.row.filename,
+                        ": ",
+                        log::strerror(&e)
+                    ));
+                    self.stays();
+                    p.creating.remove(job.row.filename.as_slice());
+                    job.state = State::Finished;
+                    return Ok(());
+                }
+            }
+        }
+        let conn = &mut self.session.conn;
+        conn.write_all(&line)?;
+        if let Some((mut f, n)) = content {
+            conn.write_blob_from(&mut f, n)?;
+        }
+        let cost = 256 + 3 * job.enc.len();
+        p.q.push_back(Waiting { job: j, cost });
+        p.used += cost;
+        Ok(())
+    }
+
+    /// Lock-step work for one file (the pipeline is empty).
+    fn lockstep(
+        &mut self,
+        p: &mut Pipe<'r>,
+        j: usize,
+        how: Lock,
+    ) -> Result<Option<Vec<u8>>, PassError> {
+        let job = &p.jobs[j];
+        let (row, real, key) = (job.row, job.real.clone(), job.key.clone());
+        let outcome = match how {
+            Lock::Modify => self.modify_one(row, &real, &key)?,
+            Lock::ParentMissing => Outcome::ParentMissing(parent(&row.filename).to_vec()),
+            Lock::Apply | Lock::Resolve => {
+                let first = matches!(how, Lock::Resolve).then_some(Step::Conflict);
+                let (enc, st, target) = (job.enc.clone(), job.st, job.target.clone());
+                self.apply(
+                    &row.filename,
+                    &real,
+                    &enc,
+                    &key,
+                    &st,
+                    target.as_deref(),
+                    first,
+                )?
+            }
+        };
+        match outcome {
+            Outcome::Done | Outcome::Failed => Ok(None),
+            Outcome::ParentMissing(dir) => {
+                log::debug(1, "File stays in dirty state. Try again later...");
+                log::debug(1, msg!("missing parent dir : ", dir));
+                if self.missing.insert(dir.clone()) {
+                    return Ok(Some(dir));
+                }
+                // the same parent again: nothing here can create it
+                log::error(msg!(
+                    "ERROR: Cannot create missing parent ",
+                    dir,
+                    " on ",
+                    self.peer,
+                    ": it is not in this host's database."
+                ));
+                p.skip.push(dir);
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Pipe<'_> {
+    /// Prints the messages of finished files, in file order.
+    fn emit_finished(&mut self) {
+        while self.emit < self.jobs.len() && matches!(self.jobs[self.emit].state, State::Finished) {
+            log::replay(std::mem::take(&mut self.jobs[self.emit].held));
+            self.emit += 1;
+        }
+    }
+}
