@@ -196,14 +196,34 @@ mod tests {
 /// Some directory component of `real` after the first `root` bytes is a
 /// symlink (the walk and the server never follow symlinked directories).
 pub fn under_symlink(real: &[u8], root: usize) -> bool {
+    under_symlink_cached(real, root, &mut crate::fasthash::FastMap::default())
+}
+
+/// `under_symlink` with remembered directories (path → is a plain
+/// directory); the caller forgets them when a symlink may have appeared.
+pub fn under_symlink_cached(
+    real: &[u8],
+    root: usize,
+    plain: &mut crate::fasthash::FastMap<Vec<u8>, bool>,
+) -> bool {
     let mut i = root.max(1);
     while let Some(off) = real[i..].iter().position(|&b| b == b'/') {
         let end = i + off;
         if end > 0 {
-            match lstat(&real[..end]) {
-                Ok(st) if st.is_symlink() => return true,
-                Ok(_) => {}
-                Err(_) => return false,
+            let dir = &real[..end];
+            match plain.get(dir) {
+                Some(true) => {}
+                Some(false) => return true,
+                None => match lstat(dir) {
+                    Ok(st) if st.is_symlink() => {
+                        plain.insert(dir.to_vec(), false);
+                        return true;
+                    }
+                    Ok(_) => {
+                        plain.insert(dir.to_vec(), true);
+                    }
+                    Err(_) => return false,
+                },
             }
         }
         i = end + 1;

@@ -45,6 +45,8 @@ pub fn lookup(word: &[u8]) -> Option<XCmd> {
 #[derive(Default)]
 pub struct Unsynced {
     dirs: Vec<(u64, std::fs::File)>,
+    /// the directory of the last change (most come in a row)
+    last: Vec<u8>,
 }
 
 impl Unsynced {
@@ -55,6 +57,10 @@ impl Unsynced {
             Some(i) => &real[..i],
             None => b".".as_slice(),
         };
+        if dir == self.last.as_slice() && !self.dirs.is_empty() {
+            return;
+        }
+        self.last = dir.to_vec();
         use std::os::unix::fs::MetadataExt;
         let Ok(m) = std::fs::symlink_metadata(crate::paths::as_path(dir)) else {
             return;
@@ -69,6 +75,7 @@ impl Unsynced {
 
     /// syncfs on each remembered file system.
     pub fn sync(&mut self) {
+        self.last.clear();
         for (_, f) in self.dirs.drain(..) {
             unsafe {
                 libc::syncfs(f.as_raw_fd());
@@ -95,6 +102,7 @@ pub fn content_digest(r: &mut impl Read) -> std::io::Result<String> {
 impl Session<'_> {
     /// Makes the batch answered so far durable, then sends its replies.
     pub(super) fn settle(&mut self) -> Result<(), crate::Fatal> {
+        self.plain_dirs.clear();
         self.unsynced.sync();
         self.db.commit()?;
         self.conn
@@ -173,7 +181,7 @@ impl Session<'_> {
                 return self.reply(&log::strerror(&e));
             }
         };
-        if fsutil::under_symlink(real, root) {
+        if fsutil::under_symlink_cached(real, root, &mut self.plain_dirs) {
             return self.reply(protocol::OK_NOT_FOUND);
         }
         let target = if st.is_symlink() {
@@ -203,6 +211,10 @@ impl Session<'_> {
         let kind = tok(3);
         let (uid, gid, mode, mtime) = (tok(5), tok(6), tok(7), num(tok(8)));
         let symlink = kind == b"link";
+        if kind != b"reg" {
+            // nodes other than regular files may replace a directory
+            self.plain_dirs.clear();
+        }
         let result: Reply;
         let created: bool;
         if kind == b"reg" {

@@ -39,6 +39,9 @@ pub struct Session<'a> {
     pub(super) pipelined: bool,
     /// file systems changed since the last batch sync (pipelined sessions)
     pub(super) unsynced: super::extension::Unsynced,
+    /// directories known not to be symlinks (forgotten after each batch and
+    /// whenever a symlink is made or something removed)
+    pub(super) plain_dirs: crate::fasthash::FastMap<Vec<u8>, bool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -174,6 +177,7 @@ impl<'a> Session<'a> {
             groups_set: false,
             pipelined: false,
             unsynced: Default::default(),
+            plain_dirs: Default::default(),
         }
     }
 
@@ -307,6 +311,10 @@ impl<'a> Session<'a> {
                     return Ok(false);
                 }
             }
+        }
+        if cmd.updates() {
+            // a removed directory may come back as a symlink
+            self.plain_dirs.clear();
         }
         let result = match cmd {
             Cmd::Sig => return self.sig(&file, &real).map(|_| true),
@@ -567,7 +575,9 @@ impl<'a> Session<'a> {
         self.db.delete_dirty(file, &peer)?;
         let root = fsutil::prefix_root_len(file, real);
         match checktxt::for_path(real, &self.cfg.ignore) {
-            Ok(text) if !fsutil::under_symlink(real, root) => self.db.set_file(file, &text)?,
+            Ok(text) if !fsutil::under_symlink_cached(real, root, &mut self.plain_dirs) => {
+                self.db.set_file(file, &text)?
+            }
             _ => self.db.delete_file(file)?,
         }
         if full {

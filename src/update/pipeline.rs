@@ -73,8 +73,50 @@ struct Waiting {
     cost: usize,
 }
 
+/// The files of this pass by number; finished ones are dropped from the
+/// front, so memory follows the files in flight, not the tree.
+struct Jobs<'r> {
+    base: usize,
+    v: VecDeque<Job<'r>>,
+}
+
+impl<'r> Jobs<'r> {
+    fn len(&self) -> usize {
+        self.base + self.v.len()
+    }
+    fn push(&mut self, j: Job<'r>) {
+        self.v.push_back(j);
+    }
+    fn get(&self, i: usize) -> Option<&Job<'r>> {
+        i.checked_sub(self.base).and_then(|k| self.v.get(k))
+    }
+    fn truncate(&mut self, n: usize) {
+        self.v.truncate(n.saturating_sub(self.base));
+    }
+    /// Drops the files before `upto`.
+    fn trim(&mut self, upto: usize) {
+        while self.base < upto && !self.v.is_empty() {
+            self.v.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
+impl<'r> std::ops::Index<usize> for Jobs<'r> {
+    type Output = Job<'r>;
+    fn index(&self, i: usize) -> &Job<'r> {
+        &self.v[i - self.base]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Jobs<'_> {
+    fn index_mut(&mut self, i: usize) -> &mut Self::Output {
+        &mut self.v[i - self.base]
+    }
+}
+
 struct Pipe<'r> {
-    jobs: Vec<Job<'r>>,
+    jobs: Jobs<'r>,
     q: VecDeque<Waiting>,
     used: usize,
     /// the next file whose change may go out
@@ -104,7 +146,10 @@ impl<'r> PeerRun<'_, '_> {
         changes: Vec<(&'r DirtyRow, Vec<u8>)>,
     ) -> Result<Option<Vec<u8>>, PassError> {
         let mut p = Pipe {
-            jobs: Vec::new(),
+            jobs: Jobs {
+                base: 0,
+                v: VecDeque::new(),
+            },
             q: VecDeque::new(),
             used: 0,
             turn: 0,
@@ -277,11 +322,11 @@ impl<'r> PeerRun<'_, '_> {
             let text = urlenc::encode(&job.text);
             let line = codec::command_raw("X-STAT", &[&job.key, &job.enc, &text]);
             self.session.conn.write_all(&line)?;
-            p.q.push_back(Waiting {
-                job: j,
-                cost: 256 + 3 * job.text.len(),
-            });
-            p.used += 256 + 3 * job.text.len();
+            // the reply: status, the encoded check text (about as long as
+            // ours), the digest
+            let cost = 128 + text.len();
+            p.q.push_back(Waiting { job: j, cost });
+            p.used += cost;
             Ok(Some(job))
         });
         let mut job = match job? {
@@ -475,7 +520,8 @@ impl<'r> PeerRun<'_, '_> {
         if let Some((mut f, n)) = content {
             conn.write_blob_from(&mut f, n)?;
         }
-        let cost = 256 + 3 * job.enc.len();
+        // a status line; error lines may name the file
+        let cost = 64 + job.enc.len() / 4;
         p.q.push_back(Waiting { job: j, cost });
         p.used += cost;
         Ok(())
@@ -531,11 +577,16 @@ impl<'r> PeerRun<'_, '_> {
 }
 
 impl Pipe<'_> {
-    /// Prints the messages of finished files, in file order.
+    /// Prints the messages of finished files, in file order, and forgets
+    /// the files nothing refers to any more.
     fn emit_finished(&mut self) {
         while self.emit < self.jobs.len() && matches!(self.jobs[self.emit].state, State::Finished) {
             log::replay(std::mem::take(&mut self.jobs[self.emit].held));
             self.emit += 1;
         }
+        let upto = self.emit.min(self.turn);
+        let upto = self.resolve.iter().fold(upto, |m, &j| m.min(j));
+        let upto = self.q.iter().fold(upto, |m, w| m.min(w.job));
+        self.jobs.trim(upto);
     }
 }
