@@ -219,9 +219,11 @@ impl<'r> PeerRun<'_, '_> {
         }
         while p.turn < p.jobs.len() {
             let j = p.turn;
-            if p.skip
-                .iter()
-                .any(|d| is_at_or_below(&p.jobs[j].row.filename, d))
+            // (a file whose X-STAT is out waits for its reply first)
+            if !matches!(p.jobs[j].state, State::Stat)
+                && p.skip
+                    .iter()
+                    .any(|d| is_at_or_below(&p.jobs[j].row.filename, d))
             {
                 // the lock-step client never gets to these
                 p.jobs[j].held.clear();
