@@ -39,6 +39,8 @@ pub struct Conn {
     /// corked: `flush` keeps the output until `uncork_flush` (a pipelining
     /// server answers a batch at once, after making it durable)
     corked: bool,
+    /// the descriptor input arrives on, if known
+    input_fd: Option<std::os::unix::io::RawFd>,
     /// `-vvv` trace prefix: "Local" / "Peer"
     trace: bool,
 }
@@ -68,6 +70,7 @@ impl Conn {
             inner: BufReader::with_capacity(64 * 1024, stream),
             out: Vec::new(),
             corked: false,
+            input_fd: None,
             trace: crate::log::enabled(3),
         }
     }
@@ -112,9 +115,27 @@ impl Conn {
         Ok(())
     }
 
-    /// Input already read ahead (the peer sent more than one request).
+    pub fn set_input_fd(&mut self, fd: Option<std::os::unix::io::RawFd>) {
+        self.input_fd = fd;
+    }
+
+    /// Input already read ahead (the peer sent more than one request), or
+    /// waiting on the descriptor: a TLS stream hands over one record at a
+    /// time, so the buffer alone says little.
     pub fn has_buffered(&self) -> bool {
-        !self.inner.buffer().is_empty()
+        if !self.inner.buffer().is_empty() {
+            return true;
+        }
+        let Some(fd) = self.input_fd else {
+            return false;
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // readable also at EOF: the next read returns at once either way
+        unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
     }
 
     fn trace_out(&self, data: &[u8]) {

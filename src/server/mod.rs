@@ -106,7 +106,7 @@ pub fn run_inetd(o: &Options, myname: &[u8]) -> i32 {
         input: std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) }),
         output: std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) }),
     };
-    serve(o, myname, Box::new(stream), &peer)
+    serve(o, myname, Box::new(stream), &peer, Some(0))
 }
 
 fn bind(o: &Options, myname: &[u8], port: &str) -> std::io::Result<TcpListener> {
@@ -214,13 +214,23 @@ fn connection(o: &Options, myname: &[u8], stream: TcpStream, addr: SocketAddr) -
         addr: Some(addr.ip()),
         cert: None,
     };
-    serve(o, myname, Box::new(stream), &peer)
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&stream);
+    serve(o, myname, Box::new(stream), &peer, Some(fd))
 }
 
 /// The pre-session phase (SSL, CONFIG), then the session. Returns the exit
 /// code of the serving process.
-fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i32 {
+/// `fd`: the descriptor requests arrive on (to see whether more are
+/// waiting).
+fn serve(
+    o: &Options,
+    myname: &[u8],
+    stream: Box<dyn Stream>,
+    peer: &Peer,
+    fd: Option<std::os::unix::io::RawFd>,
+) -> i32 {
     let mut conn = Conn::new(stream);
+    conn.set_input_fd(fd);
     let mut tls = false;
     let mut peer_cert = None;
     let mut toks = match first_line(&mut conn) {
@@ -247,6 +257,7 @@ fn serve(o: &Options, myname: &[u8], stream: Box<dyn Stream>, peer: &Peer) -> i3
             }
         };
         conn = Conn::new(est.stream);
+        conn.set_input_fd(fd);
         tls = true;
         peer_cert = Some(est.peer_cert);
         toks = match first_line(&mut conn) {
