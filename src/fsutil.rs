@@ -6,6 +6,16 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
+/// The directory part of an absolute path ("/" for "/x", "." without a
+/// slash).
+pub fn parent_dir(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
+        Some(i) => &path[..i],
+        None => b".",
+    }
+}
+
 /// What the check text needs from `lstat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {

@@ -306,7 +306,11 @@ impl Conn {
             // small bodies join the buffered output: one write for many files
             let before = self.out.len();
             r.take(n).read_to_end(&mut self.out)?;
-            (self.out.len() - before) as u64
+            let copied = (self.out.len() - before) as u64;
+            if self.out.len() >= 256 * 1024 {
+                self.write_out()?;
+            }
+            copied
         } else {
             self.write_out()?;
             io::copy(&mut r.take(n), self.inner.get_mut())?

@@ -52,11 +52,7 @@ pub struct Unsynced {
 impl Unsynced {
     /// Remembers the file system holding `real`'s directory.
     pub fn touch(&mut self, real: &[u8]) {
-        let dir = match real.iter().rposition(|&b| b == b'/') {
-            Some(0) => b"/".as_slice(),
-            Some(i) => &real[..i],
-            None => b".".as_slice(),
-        };
+        let dir = fsutil::parent_dir(real);
         if dir == self.last.as_slice() && !self.dirs.is_empty() {
             return;
         }
@@ -163,27 +159,10 @@ impl Session<'_> {
     }
 
     fn x_stat(&mut self, file: &[u8], real: &[u8], theirs: &[u8]) -> Result<(), ConnError> {
-        let root = fsutil::prefix_root_len(file, real);
-        let st = match fsutil::lstat(real) {
+        let st = match self.look(file, real) {
             Ok(st) => st,
-            Err(e) => {
-                if e.raw_os_error() == Some(libc::ENOENT) {
-                    let parent = match real.iter().rposition(|&b| b == b'/') {
-                        Some(0) => b"/".to_vec(),
-                        Some(i) => real[..i].to_vec(),
-                        None => b".".to_vec(),
-                    };
-                    if fsutil::lstat(&parent).is_ok() {
-                        return self.reply(protocol::OK_PATH_NOT_FOUND);
-                    }
-                    return self.reply(protocol::ERR_PARENT_MISSING);
-                }
-                return self.reply(&log::strerror(&e));
-            }
+            Err(line) => return self.reply(&line),
         };
-        if fsutil::under_symlink_cached(real, root, &mut self.plain_dirs) {
-            return self.reply(protocol::OK_NOT_FOUND);
-        }
         let target = if st.is_symlink() {
             fsutil::readlink(real)
         } else {

@@ -204,6 +204,8 @@ impl<'a> Session<'a> {
                 let r = if self.pipelined {
                     self.settle()
                 } else {
+                    // what was learnt about directories holds for one batch
+                    self.plain_dirs.clear();
                     self.db.commit().map_err(Fatal::from)
                 };
                 if let Err(e) = r {
@@ -590,34 +592,42 @@ impl<'a> Session<'a> {
 
     // ---- reading commands -------------------------------------------------
 
-    fn sig(&mut self, file: &[u8], real: &[u8]) -> Result<(), ConnError> {
-        let root = fsutil::prefix_root_len(file, real);
+    /// What SIG and X-STAT find at `real`: Ok(stat), or Err(the status line
+    /// that says why there is nothing to describe).
+    pub(super) fn look(&mut self, file: &[u8], real: &[u8]) -> Result<fsutil::Stat, String> {
         let st = match fsutil::lstat(real) {
             Ok(st) => st,
-            Err(e) => {
-                if e.raw_os_error() == Some(libc::ENOENT) {
-                    let parent = match real.iter().rposition(|&b| b == b'/') {
-                        Some(0) => b"/".to_vec(),
-                        Some(i) => real[..i].to_vec(),
-                        None => b".".to_vec(),
-                    };
-                    if fsutil::lstat(&parent).is_ok() {
-                        self.reply(protocol::OK_PATH_NOT_FOUND)?;
-                        self.reply("---")?;
-                        self.conn.send_blob(b"")?;
-                        return self.reply(protocol::OK_FINISHED);
-                    }
-                    return self.reply(protocol::ERR_PARENT_MISSING);
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(if fsutil::lstat(fsutil::parent_dir(real)).is_ok() {
+                    protocol::OK_PATH_NOT_FOUND
+                } else {
+                    protocol::ERR_PARENT_MISSING
                 }
-                return self.reply(&log::strerror(&e));
+                .to_string());
+            }
+            Err(e) => return Err(log::strerror(&e)),
+        };
+        let root = fsutil::prefix_root_len(file, real);
+        if fsutil::under_symlink_cached(real, root, &mut self.plain_dirs) {
+            return Err(protocol::OK_NOT_FOUND.to_string());
+        }
+        Ok(st)
+    }
+
+    fn sig(&mut self, file: &[u8], real: &[u8]) -> Result<(), ConnError> {
+        let st = match self.look(file, real) {
+            Ok(st) => st,
+            Err(line) => {
+                self.reply(&line)?;
+                if protocol::classify(line.as_bytes()) == protocol::Status::Ok {
+                    // nothing there: described as such
+                    self.reply("---")?;
+                    self.conn.send_blob(b"")?;
+                    return self.reply(protocol::OK_FINISHED);
+                }
+                return Ok(());
             }
         };
-        if fsutil::under_symlink(real, root) {
-            self.reply(protocol::OK_NOT_FOUND)?;
-            self.reply("---")?;
-            self.conn.send_blob(b"")?;
-            return self.reply(protocol::OK_FINISHED);
-        }
         // read before answering: a read error becomes a plain error line
         // (the real server's `octet-stream -1` puts clients out of step: Q19)
         let sig = if st.is_file() {
@@ -794,11 +804,7 @@ pub(super) fn write_replacing(
     fill: &mut dyn FnMut(&mut dyn std::io::Write) -> Reply,
     meta: &mut dyn FnMut(libc::c_int) -> Reply,
 ) -> Result<Reply, String> {
-    let dir = match real.iter().rposition(|&b| b == b'/') {
-        Some(0) => b"/".to_vec(),
-        Some(i) => real[..i].to_vec(),
-        None => b".".to_vec(),
-    };
+    let dir = fsutil::parent_dir(real).to_vec();
     let base = &real[real.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
     let old = fsutil::lstat(real).ok().filter(|s| s.is_file());
     // the target's directory first: rename needs the same file system

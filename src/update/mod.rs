@@ -50,6 +50,14 @@ enum Outcome {
     ParentMissing(Vec<u8>),
 }
 
+/// What to do about a missing parent directory.
+enum Missing {
+    /// recreate it (marked dirty) and start the pass over
+    Restart(Vec<u8>),
+    /// give up on everything below it in this pass
+    Skip(Vec<u8>),
+}
+
 /// The connection broke: the rest of this peer's files are skipped.
 struct Broken;
 
@@ -206,32 +214,25 @@ struct PeerRun<'a, 'o> {
     missing: HashSet<Vec<u8>>,
 }
 
-impl PeerRun<'_, '_> {
+impl<'a> PeerRun<'a, '_> {
     /// One pass over this peer's rows: deletions (deepest first), then
     /// creations and changes (parents first). Some(dir): redo after
     /// recreating `dir`.
     fn pass(&mut self) -> Result<Option<Vec<u8>>, PassError> {
         let rows = peer_rows(self.cfg, self.db, self.opts, self.peer)?;
         let mut changes = Vec::new();
+        // directories seen not to be symlinks, for this pass
+        let mut plain = crate::fasthash::FastMap::default();
         for row in rows.iter().rev() {
             let real = self.cfg.prefix_decode(&row.filename).map_err(Fatal::msg)?;
             let root = fsutil::prefix_root_len(&row.filename, &real);
-            let gone = fsutil::lstat(&real).is_err() || fsutil::under_symlink(&real, root);
-            if !gone {
-                changes.push((row, real));
+            if let Ok(st) = fsutil::lstat(&real)
+                && !fsutil::under_symlink_cached(&real, root, &mut plain)
+            {
+                changes.push((row, real, st));
                 continue;
             }
-            let Some(key) = key_for(self.cfg, &row.filename, self.peer) else {
-                log::debug(
-                    2,
-                    msg!(
-                        "Skipping deletion ",
-                        row.filename,
-                        " on ",
-                        self.peer,
-                        " - not in my groups."
-                    ),
-                );
+            let Some(key) = self.key_or_skip(&row.filename, "Skipping deletion ") else {
                 continue;
             };
             if !self.identify(&row.myname)? {
@@ -244,48 +245,57 @@ impl PeerRun<'_, '_> {
             return self.changes_pipelined(changes);
         }
         let mut skip: Vec<Vec<u8>> = Vec::new();
-        for (row, real) in changes {
+        for (row, real, _) in changes {
             if skip.iter().any(|d| is_at_or_below(&row.filename, d)) {
                 continue;
             }
-            let Some(key) = key_for(self.cfg, &row.filename, self.peer) else {
-                log::debug(
-                    2,
-                    msg!(
-                        "Skipping file update ",
-                        row.filename,
-                        " on ",
-                        self.peer,
-                        " - not in my groups."
-                    ),
-                );
+            let Some(key) = self.key_or_skip(&row.filename, "Skipping file update ") else {
                 continue;
             };
             if !self.identify(&row.myname)? {
                 // no identity, no further modifications for this peer
                 return Ok(None);
             }
-            match self.modify_one(row, &real, key)? {
-                Outcome::Done | Outcome::Failed => {}
-                Outcome::ParentMissing(dir) => {
-                    log::debug(1, "File stays in dirty state. Try again later...");
-                    log::debug(1, msg!("missing parent dir : ", dir));
-                    if self.missing.insert(dir.clone()) {
-                        return Ok(Some(dir));
-                    }
-                    // the same parent again: nothing here can create it
-                    log::error(msg!(
-                        "ERROR: Cannot create missing parent ",
-                        dir,
-                        " on ",
-                        self.peer,
-                        ": it is not in this host's database."
-                    ));
-                    skip.push(dir);
+            if let Outcome::ParentMissing(dir) = self.modify_one(row, &real, key)? {
+                match self.missing_parent(dir) {
+                    Missing::Restart(dir) => return Ok(Some(dir)),
+                    Missing::Skip(dir) => skip.push(dir),
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The key towards this peer; None (logged at -vv as `what FILE on
+    /// PEER - not in my groups.`): the file is not shared with it.
+    fn key_or_skip(&self, file: &[u8], what: &str) -> Option<&'a [u8]> {
+        let key = key_for(self.cfg, file, self.peer);
+        if key.is_none() {
+            log::debug(
+                2,
+                msg!(what, file, " on ", self.peer, " - not in my groups."),
+            );
+        }
+        key
+    }
+
+    /// A parent directory the peer lacks: recreate it and start the pass
+    /// over, or, the second time, give up on everything below it.
+    fn missing_parent(&mut self, dir: Vec<u8>) -> Missing {
+        log::debug(1, "File stays in dirty state. Try again later...");
+        log::debug(1, msg!("missing parent dir : ", dir));
+        if self.missing.insert(dir.clone()) {
+            return Missing::Restart(dir);
+        }
+        // the same parent again: nothing here can create it
+        log::error(msg!(
+            "ERROR: Cannot create missing parent ",
+            dir,
+            " on ",
+            self.peer,
+            ": it is not in this host's database."
+        ));
+        Missing::Skip(dir)
     }
 
     fn identify(&mut self, myname: &[u8]) -> Result<bool, Broken> {
@@ -471,12 +481,7 @@ impl PeerRun<'_, '_> {
             match protocol::classify(&r) {
                 Status::Ok => {}
                 Status::ParentMissing => {
-                    let dir = match file.iter().rposition(|&b| b == b'/') {
-                        Some(0) => b"/".to_vec(),
-                        Some(i) => file[..i].to_vec(),
-                        None => file.clone(),
-                    };
-                    return Ok(Outcome::ParentMissing(dir));
+                    return Ok(Outcome::ParentMissing(fsutil::parent_dir(file).to_vec()));
                 }
                 _ => {
                     log::error(msg!("While syncing file ", file, ": ", r));

@@ -6,7 +6,7 @@
 //! (forced entries, conflicts, rsync deltas of large files, a missing
 //! parent) waits for the pipeline to empty and runs in lock-step.
 
-use super::{Outcome, PassError, PeerRun, Step, dry_line, key_for};
+use super::{Missing, Outcome, PassError, PeerRun, Step, dry_line};
 use crate::config::matcher::is_at_or_below;
 use crate::db::DirtyRow;
 use crate::fsutil::{self, Stat};
@@ -132,18 +132,10 @@ struct Pipe<'r> {
     resolve: VecDeque<usize>,
 }
 
-fn parent(file: &[u8]) -> &[u8] {
-    match file.iter().rposition(|&b| b == b'/') {
-        Some(0) => b"/",
-        Some(i) => &file[..i],
-        None => file,
-    }
-}
-
 impl<'r> PeerRun<'_, '_> {
     pub(super) fn changes_pipelined(
         &mut self,
-        changes: Vec<(&'r DirtyRow, Vec<u8>)>,
+        changes: Vec<(&'r DirtyRow, Vec<u8>, Stat)>,
     ) -> Result<Option<Vec<u8>>, PassError> {
         let mut p = Pipe {
             jobs: Jobs {
@@ -170,7 +162,9 @@ impl<'r> PeerRun<'_, '_> {
                 && p.jobs.len() - p.turn < MAX_AHEAD
                 && !matches!(p.jobs.get(p.turn).map(|j| &j.state), Some(State::Locked(_)))
             {
-                let Some((row, _)) = rows.peek() else { break };
+                let Some((row, _, _)) = rows.peek() else {
+                    break;
+                };
                 if self.session.hello() != Some(row.myname.as_slice()) {
                     // a new identity: HELLO once everything before is done
                     if !p.q.is_empty() || p.turn < p.jobs.len() {
@@ -181,8 +175,8 @@ impl<'r> PeerRun<'_, '_> {
                         return Ok(None);
                     }
                 }
-                let (row, real) = rows.next().expect("peeked");
-                self.start(&mut p, row, real)?;
+                let (row, real, st) = rows.next().expect("peeked");
+                self.start(&mut p, row, real, st)?;
             }
             if p.q.is_empty() {
                 if p.turn < p.jobs.len() || !p.resolve.is_empty() {
@@ -268,89 +262,62 @@ impl<'r> PeerRun<'_, '_> {
         Ok(None)
     }
 
-    /// Starts one file: its checks, then X-STAT.
+    /// Starts one file: its checks, then X-STAT. A file not shared with
+    /// this peer is finished at once (it keeps its place for the messages).
     fn start(
         &mut self,
         p: &mut Pipe<'r>,
         row: &'r DirtyRow,
         real: Vec<u8>,
+        st: Stat,
     ) -> Result<(), PassError> {
-        let mut held = Vec::new();
-        let j = p.jobs.len();
-        let job = log::capture(&mut held, || -> Result<Option<Job<'r>>, PassError> {
-            let file = &row.filename;
-            let Some(key) = key_for(self.cfg, file, self.peer) else {
-                log::debug(
-                    2,
-                    msg!(
-                        "Skipping file update ",
-                        file,
-                        " on ",
-                        self.peer,
-                        " - not in my groups."
-                    ),
-                );
-                return Ok(None);
-            };
-            let key = key.to_vec();
-            let Ok(st) = fsutil::lstat(&real) else {
-                log::error(msg!("ERROR: Cant stat ", file, "."));
-                return Ok(None);
-            };
-            let enc = urlenc::encode(file);
-            let target = if st.is_symlink() {
-                fsutil::readlink(&real)
-            } else {
-                None
-            };
-            let text = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
-            let mut job = Job {
-                row,
-                real,
-                key,
-                enc,
-                st,
-                target,
-                text,
-                state: State::Stat,
-                held: Vec::new(),
-            };
-            if row.forced {
-                // FLUSH and the rest in lock-step; it prints its own lines
-                job.state = State::Locked(Lock::Modify);
-                return Ok(Some(job));
-            }
-            log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
-            let text = urlenc::encode(&job.text);
-            let line = codec::command_raw("X-STAT", &[&job.key, &job.enc, &text]);
-            self.session.conn.write_all(&line)?;
-            // the reply: status, the encoded check text (about as long as
-            // ours), the digest
-            let cost = 128 + text.len();
-            p.q.push_back(Waiting { job: j, cost });
-            p.used += cost;
-            Ok(Some(job))
-        });
-        let mut job = match job? {
-            Some(job) => job,
-            None => {
-                // a finished placeholder keeps the messages in order
-                Job {
-                    row,
-                    real: Vec::new(),
-                    key: Vec::new(),
-                    enc: Vec::new(),
-                    st: fsutil::lstat(b"/")
-                        .map_err(|e| PassError::Fatal(crate::Fatal::msg(log::strerror(&e))))?,
-                    target: None,
-                    text: Vec::new(),
-                    state: State::Finished,
-                    held: Vec::new(),
-                }
-            }
+        let mut job = Job {
+            row,
+            real,
+            key: Vec::new(),
+            enc: Vec::new(),
+            st,
+            target: None,
+            text: Vec::new(),
+            state: State::Finished,
+            held: Vec::new(),
         };
+        let mut held = Vec::new();
+        log::capture(&mut held, || self.begin(p, &mut job))?;
         job.held = held;
         p.jobs.push(job);
+        Ok(())
+    }
+
+    fn begin(&mut self, p: &mut Pipe<'r>, job: &mut Job<'r>) -> Result<(), PassError> {
+        let file = &job.row.filename;
+        let Some(key) = self.key_or_skip(file, "Skipping file update ") else {
+            return Ok(());
+        };
+        job.key = key.to_vec();
+        job.enc = urlenc::encode(file);
+        if job.st.is_symlink() {
+            job.target = fsutil::readlink(&job.real);
+        }
+        job.text = checktxt::checktxt(&job.st, job.target.as_deref(), &self.cfg.ignore, None);
+        if job.row.forced {
+            // FLUSH and the rest in lock-step; it prints its own lines
+            job.state = State::Locked(Lock::Modify);
+            return Ok(());
+        }
+        log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
+        let text = urlenc::encode(&job.text);
+        let line = codec::command_raw("X-STAT", &[&job.key, &job.enc, &text]);
+        self.session.conn.write_all(&line)?;
+        // the reply: status, the encoded check text (about as long as ours),
+        // the digest
+        let cost = 128 + text.len();
+        p.q.push_back(Waiting {
+            job: p.jobs.len(),
+            cost,
+        });
+        p.used += cost;
+        job.state = State::Stat;
         Ok(())
     }
 
@@ -390,7 +357,7 @@ impl<'r> PeerRun<'_, '_> {
         let r = conn.read_status()?;
         let file = p.jobs[j].row.filename.clone();
         let (text, digest) = match protocol::classify(&r) {
-            Status::ParentMissing if p.creating.contains(parent(&file)) => {
+            Status::ParentMissing if p.creating.contains(fsutil::parent_dir(&file)) => {
                 (b"---".to_vec(), Vec::new())
             }
             Status::ParentMissing => {
@@ -540,7 +507,9 @@ impl<'r> PeerRun<'_, '_> {
         let (row, real, key) = (job.row, job.real.clone(), job.key.clone());
         let outcome = match how {
             Lock::Modify => self.modify_one(row, &real, &key)?,
-            Lock::ParentMissing => Outcome::ParentMissing(parent(&row.filename).to_vec()),
+            Lock::ParentMissing => {
+                Outcome::ParentMissing(fsutil::parent_dir(&row.filename).to_vec())
+            }
             Lock::Apply | Lock::Resolve => {
                 let first = matches!(how, Lock::Resolve).then_some(Step::Conflict);
                 let (enc, st, target) = (job.enc.clone(), job.st, job.target.clone());
@@ -557,23 +526,13 @@ impl<'r> PeerRun<'_, '_> {
         };
         match outcome {
             Outcome::Done | Outcome::Failed => Ok(None),
-            Outcome::ParentMissing(dir) => {
-                log::debug(1, "File stays in dirty state. Try again later...");
-                log::debug(1, msg!("missing parent dir : ", dir));
-                if self.missing.insert(dir.clone()) {
-                    return Ok(Some(dir));
+            Outcome::ParentMissing(dir) => match self.missing_parent(dir) {
+                Missing::Restart(dir) => Ok(Some(dir)),
+                Missing::Skip(dir) => {
+                    p.skip.push(dir);
+                    Ok(None)
                 }
-                // the same parent again: nothing here can create it
-                log::error(msg!(
-                    "ERROR: Cannot create missing parent ",
-                    dir,
-                    " on ",
-                    self.peer,
-                    ": it is not in this host's database."
-                ));
-                p.skip.push(dir);
-                Ok(None)
-            }
+            },
         }
     }
 }
