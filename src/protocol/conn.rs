@@ -293,6 +293,30 @@ impl Conn {
         Ok(Some(data))
     }
 
+    /// Reads an `octet-stream N` blob through `f`, which gets the body's
+    /// reader and N and must consume all N bytes. Ok(None) for `-1` /
+    /// `ERROR`.
+    pub fn read_blob_with<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Read, u64) -> io::Result<T>,
+    ) -> Result<Option<T>> {
+        let Some(n) = self.read_blob_header()? else {
+            return Ok(None);
+        };
+        let mut body = self.blob_reader(n);
+        let v = f(&mut body, n).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ConnError::Closed
+            } else {
+                ConnError::Io(e)
+            }
+        })?;
+        if body.limit() != 0 {
+            return Err(ConnError::Format);
+        }
+        Ok(Some(v))
+    }
+
     /// Sends `octet-stream N` and N bytes read from `r`.
     pub fn send_blob_from(&mut self, r: &mut impl Read, n: u64) -> Result<()> {
         self.write_blob_from(r, n)?;
@@ -321,6 +345,13 @@ impl Conn {
                 "the data to send got shorter",
             )));
         }
+        Ok(())
+    }
+
+    /// Sends everything `r` yields, unframed (TYPE).
+    pub fn send_stream(&mut self, r: &mut impl Read) -> Result<()> {
+        self.write_out()?;
+        io::copy(r, self.inner.get_mut())?;
         Ok(())
     }
 

@@ -638,7 +638,7 @@ impl<'a> Session<'a> {
                 Err(e) => return self.reply(&log::strerror(&e)),
             }
         } else {
-            Vec::new()
+            delta::Sig::Mem(Vec::new())
         };
         let target = if st.is_symlink() {
             fsutil::readlink(real)
@@ -648,23 +648,40 @@ impl<'a> Session<'a> {
         let text = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
         self.reply(protocol::OK_DATA_FOLLOWS)?;
         self.conn.write_all(&msg!(text, "\n"))?;
-        self.conn.send_blob(&sig)?;
+        self.send_sig(sig)?;
         self.reply(protocol::OK_FINISHED)
+    }
+
+    /// A signature as a blob, streamed from its spool when large.
+    fn send_sig(&mut self, mut sig: delta::Sig) -> Result<(), ConnError> {
+        let n = sig.len();
+        let mut r = sig.reader()?;
+        self.conn.send_blob_from(&mut r, n)
     }
 
     /// TYPE: the file's content, then the session ends. Ok(true): ended.
     fn type_cmd(&mut self, real: &[u8]) -> Result<bool, ConnError> {
-        let data = match std::fs::read(crate::paths::as_path(real)) {
-            Ok(d) => d,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Vec::new(),
-            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Vec::new(),
+        let file = std::fs::File::open(crate::paths::as_path(real)).and_then(|f| {
+            // a directory reads as nothing
+            Ok(if f.metadata()?.is_dir() {
+                None
+            } else {
+                Some(f)
+            })
+        });
+        let file = match file {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
             Err(e) => {
                 self.reply(&log::strerror(&e))?;
                 return Ok(false);
             }
         };
         self.reply(protocol::OK_DATA_FOLLOWS)?;
-        self.conn.write_all(&data)?;
+        // streamed: a read error now can only end the session early
+        if let Some(mut f) = file {
+            self.conn.send_stream(&mut f)?;
+        }
         self.conn.flush()?;
         Ok(true)
     }
@@ -738,10 +755,10 @@ impl<'a> Session<'a> {
                 Ok(s) => s,
                 Err(e) => return Ok(Err(log::strerror(&e))),
             },
-            None => delta::NO_BASIS_SIGNATURE.to_vec(),
+            None => delta::Sig::Mem(delta::NO_BASIS_SIGNATURE.to_vec()),
         };
         self.reply(protocol::OK_SEND_DATA)?;
-        self.conn.send_blob(&sig)?;
+        self.send_sig(sig)?;
         if self.pipelined {
             // the client waits for the signature before it sends the delta
             self.conn.uncork_flush()?;

@@ -28,8 +28,23 @@ pub struct UpdateOptions<'a> {
     pub client: ClientOptions<'a>,
 }
 
-/// The peer's check text and signature (None: an error blob) from SIG.
-type SigReply = (Vec<u8>, Option<Vec<u8>>);
+/// What to do with the signature in a SIG answer.
+enum SigUse<'p> {
+    /// only its length matters
+    Skip,
+    /// compare it with the signature of this local file
+    Compare(&'p std::path::Path),
+}
+
+/// The signature in a SIG answer.
+enum SigSeen {
+    /// `octet-stream -1` / `ERROR`
+    Missing,
+    /// skipped, this long
+    Len(u64),
+    /// compared with the local file (Err: the file could not be read)
+    Same(std::io::Result<bool>),
+}
 
 /// How the create step went.
 #[derive(Clone, Copy)]
@@ -336,13 +351,34 @@ impl<'a> PeerRun<'a, '_> {
         Outcome::Failed
     }
 
-    /// Reads the rest of a SIG answer: the check text line, the signature
-    /// and the final status.
-    fn read_sig(&mut self) -> Result<Option<SigReply>, Broken> {
+    /// Reads the check text line of a SIG answer.
+    fn read_sig_text(&mut self) -> Result<Vec<u8>, Broken> {
+        Ok(self.session.conn.read_line(16383)?)
+    }
+
+    /// Reads the rest of a SIG answer: the signature (streamed: skipped or
+    /// compared chunk by chunk) and the final status. None: an error
+    /// status (logged).
+    fn read_sig_rest(&mut self, usage: SigUse) -> Result<Option<SigSeen>, Broken> {
         let conn = &mut self.session.conn;
-        let text = conn.read_line(16383)?;
-        let sig = match conn.read_blob() {
-            Ok(s) => s,
+        let seen = conn.read_blob_with(|body, n| match usage {
+            SigUse::Skip => {
+                std::io::copy(body, &mut std::io::sink())?;
+                Ok(SigSeen::Len(n))
+            }
+            SigUse::Compare(path) => {
+                let r = match std::fs::File::open(path) {
+                    Ok(mut f) => delta::signature_equals(&mut f, body, n)?,
+                    Err(e) => {
+                        std::io::copy(body, &mut std::io::sink())?;
+                        Err(e)
+                    }
+                };
+                Ok(SigSeen::Same(r))
+            }
+        });
+        let seen = match seen {
+            Ok(s) => s.unwrap_or(SigSeen::Missing),
             Err(ConnError::Format) => return Err(Broken),
             Err(e) => return Err(e.into()),
         };
@@ -351,7 +387,7 @@ impl<'a> PeerRun<'a, '_> {
             log::error(msg!("While syncing file: ", st));
             return Ok(None);
         }
-        Ok(Some((text, sig)))
+        Ok(Some(seen))
     }
 
     fn delete_one(&mut self, row: &DirtyRow, key: &[u8]) -> Result<(), PassError> {
@@ -391,11 +427,12 @@ impl<'a> PeerRun<'a, '_> {
                     return Ok(());
                 }
             }
-            let Some((text, sig)) = self.read_sig()? else {
+            let text = self.read_sig_text()?;
+            let Some(sig) = self.read_sig_rest(SigUse::Skip)? else {
                 self.stays();
                 return Ok(());
             };
-            let differs = text != b"---" || sig.map(|s| !s.is_empty()).unwrap_or(true);
+            let differs = text != b"---" || !matches!(sig, SigSeen::Len(0));
             if !differs {
                 if self.opts.dry_run {
                     dry_line("?S", self.peer, file);
@@ -488,34 +525,27 @@ impl<'a> PeerRun<'a, '_> {
                     return Ok(self.stays());
                 }
             }
-            let Some((text, sig)) = self.read_sig()? else {
-                return Ok(self.stays());
-            };
+            let text = self.read_sig_text()?;
             let mine = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
             // whole strings: the real client stops at the shorter one (Q2)
-            let mut differs = text != mine;
-            if !differs {
-                differs = match &sig {
-                    Some(s) if st.is_file() => {
-                        match std::fs::File::open(crate::paths::as_path(real))
-                            .and_then(|mut f| delta::signature_of(&mut f))
-                        {
-                            Ok(mine) => *s != mine,
-                            Err(e) => {
-                                log::error(msg!(
-                                    "ERROR: Cant read ",
-                                    file,
-                                    ": ",
-                                    log::strerror(&e)
-                                ));
-                                return Ok(Outcome::Failed);
-                            }
-                        }
+            let usage = if text == mine && st.is_file() {
+                SigUse::Compare(crate::paths::as_path(real))
+            } else {
+                SigUse::Skip
+            };
+            let Some(sig) = self.read_sig_rest(usage)? else {
+                return Ok(self.stays());
+            };
+            let differs = text != mine
+                || match sig {
+                    SigSeen::Same(Ok(same)) => !same,
+                    SigSeen::Same(Err(e)) => {
+                        log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
+                        return Ok(Outcome::Failed);
                     }
-                    Some(s) => !s.is_empty(),
-                    None => true,
+                    SigSeen::Len(n) => n != 0,
+                    SigSeen::Missing => true,
                 };
-            }
             if !differs {
                 log::debug(1, "File is already up to date on peer.");
                 if self.opts.dry_run {
@@ -664,17 +694,27 @@ impl<'a> PeerRun<'a, '_> {
             return Ok(Step::Failed);
         }
         let conn = &mut self.session.conn;
-        let sig = match conn.read_blob() {
+        // large signatures are spooled, not held
+        let sig = match conn.read_blob_with(|body, n| delta::read_sig(body, n)) {
             Ok(s) => s,
             Err(ConnError::Format) => return Err(PassError::Broken),
             Err(e) => return Err(Broken::from(e).into()),
         };
-        let Some(sig) = sig else {
-            // answer the error blob with one, so both sides stay in step (Q18)
-            conn.send_blob_error()?;
-            let r = conn.read_status()?;
-            log::error(msg!("While syncing file ", file, ": ", r));
-            return Ok(Step::Failed);
+        let sig = match sig {
+            Some(Ok(sig)) => sig,
+            Some(Err(e)) => {
+                conn.send_blob_error()?;
+                let _ = conn.read_status()?;
+                log::error(msg!("While syncing file ", file, ": ", log::strerror(&e)));
+                return Ok(Step::Failed);
+            }
+            None => {
+                // answer the error blob with one, so both sides stay in step (Q18)
+                conn.send_blob_error()?;
+                let r = conn.read_status()?;
+                log::error(msg!("While syncing file ", file, ": ", r));
+                return Ok(Step::Failed);
+            }
         };
         // the delta is spooled, so its size is known before it is sent
         let spooled = std::fs::File::open(crate::paths::as_path(real)).and_then(|mut f| {
