@@ -68,6 +68,7 @@ pub fn main(argv: &[OsString]) -> i32 {
                     return 1;
                 }
                 Parsed::KeyGen(_) => unreachable!(),
+                Parsed::GenCert(g) => return crate::certgen::generate(&sysdir, &g),
             }
         }
     };
@@ -306,11 +307,11 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
             }
             Ok(0)
         }
-        Mode::ListHints => Ok(empty_is_2(listing::hints(db)?)),
-        Mode::ListFiles => Ok(empty_is_2(listing::files(cfg, db, None)?)),
-        Mode::ListDirty => Ok(empty_is_2(listing::dirty(cfg, db)?)),
+        Mode::ListHints => Ok(empty_is_2(listing::hints(db, o.json)?)),
+        Mode::ListFiles => Ok(empty_is_2(listing::files(cfg, db, None, o.json)?)),
+        Mode::ListDirty => Ok(empty_is_2(listing::dirty(cfg, db, o.json)?)),
         Mode::ListPair => {
-            let n = listing::files(cfg, db, Some((&o.args[0], &o.args[1])))?;
+            let n = listing::files(cfg, db, Some((&o.args[0], &o.args[1])), o.json)?;
             Ok(empty_is_2(n))
         }
         Mode::Remove => {
@@ -388,6 +389,7 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
                 only_tested_peer: o.mark_only_tested_peer,
                 only_peers: o.only_peers.as_deref().map(cli::split_list),
                 args,
+                json: o.json,
                 client: crate::client::ClientOptions {
                     bind_name: o.hostname.as_deref(),
                     port: o.port(),

@@ -55,6 +55,8 @@ pub struct Options {
     pub dump_dir_fd: Option<i32>,
     pub mode: Option<Mode>,
     pub args: Vec<Vec<u8>>,
+    /// `--json` (our addition)
+    pub json: bool,
 }
 
 impl Options {
@@ -73,6 +75,8 @@ pub enum Parsed {
     Run(Box<Options>),
     /// `csync2 -k FILE`
     KeyGen(Vec<u8>),
+    /// `csync2 --gen-cert [--rsa] [--force]` (our addition)
+    GenCert(crate::certgen::GenCertOptions),
     /// print this to stderr (may be empty), the usage text to stdout, exit 1
     Usage(String),
     /// a fatal error at parse time (message, exit 1)
@@ -140,6 +144,23 @@ pub fn parse(argv: &[OsString]) -> Parsed {
     if args.len() == 2 && args[0] == b"-k" {
         return Parsed::KeyGen(args[1].clone());
     }
+    if args.iter().any(|a| a == b"--gen-cert") {
+        let mut g = crate::certgen::GenCertOptions::default();
+        for a in &args {
+            match a.as_slice() {
+                b"--gen-cert" => {}
+                b"--rsa" => g.rsa = true,
+                b"--force" => g.force = true,
+                _ => {
+                    return Parsed::Usage(format!(
+                        "{a0}: --gen-cert takes only --rsa and --force, not '{}'",
+                        String::from_utf8_lossy(a)
+                    ));
+                }
+            }
+        }
+        return Parsed::GenCert(g);
+    }
     let mut o = Options::default();
     let mut i = 0;
     let mut bad_combination = false;
@@ -152,6 +173,11 @@ pub fn parse(argv: &[OsString]) -> Parsed {
         }
         if a.len() < 2 || a[0] != b'-' {
             o.args.push(a.clone());
+            continue;
+        }
+        // other long options fail as in the real program: `invalid option -- '-'`
+        if a == b"--json" {
+            o.json = true;
             continue;
         }
         let mut j = 1;
@@ -257,6 +283,16 @@ pub fn parse(argv: &[OsString]) -> Parsed {
     if !ok {
         return Parsed::Usage(String::new());
     }
+    if o.json
+        && !matches!(
+            o.mode,
+            Some(ListHints | ListFiles | ListDirty | ListPair | Test { diff: false })
+        )
+    {
+        return Parsed::Usage(format!(
+            "{a0}: --json works only with -H, -L, -M, -S and -T"
+        ));
+    }
     Parsed::Run(Box::new(o))
 }
 
@@ -333,6 +369,23 @@ mod tests {
             Parsed::Usage(m) => assert_eq!(m, "csync2: option requires an argument -- 'C'"),
             o => panic!("{o:?}"),
         }
+        match p(&["-M", "--jsn"]) {
+            Parsed::Usage(m) => assert_eq!(m, "csync2: invalid option -- '-'"),
+            o => panic!("{o:?}"),
+        }
+        assert!(run(&["--json", "-M"]).json);
+        assert!(run(&["-T", "--json"]).json);
+        for bad in [&["-x", "--json"][..], &["-TT", "--json"], &["--json"]] {
+            assert!(matches!(p(bad), Parsed::Usage(_)), "{bad:?}");
+        }
+        assert!(matches!(
+            p(&["--gen-cert", "--rsa"]),
+            Parsed::GenCert(crate::certgen::GenCertOptions {
+                rsa: true,
+                force: false
+            })
+        ));
+        assert!(matches!(p(&["--gen-cert", "-v"]), Parsed::Usage(_)));
         assert!(matches!(p(&["-k", "f"]), Parsed::KeyGen(_)));
         assert!(matches!(p(&["-v", "-k", "f"]), Parsed::Usage(_)));
     }

@@ -28,6 +28,8 @@ pub struct CompareOptions<'a> {
     pub only_peers: Option<Vec<Vec<u8>>>,
     /// the real names of the positional arguments (0 to 3)
     pub args: Vec<Vec<u8>>,
+    /// `--json`: one object per difference
+    pub json: bool,
     pub client: ClientOptions<'a>,
 }
 
@@ -239,7 +241,23 @@ fn compare_pair(
     if !opts.diff {
         let mut out = std::io::stdout().lock();
         for (k, name) in &found {
-            let _ = out.write_all(&msg!(k.letter(), "\t", my, "\t", peer, "\t", name, "\n"));
+            let line = if opts.json {
+                let what = match k {
+                    Kind::L => "local only",
+                    Kind::R => "remote only",
+                    Kind::X => "differs",
+                };
+                crate::json::Obj::new()
+                    .bytes("kind", k.letter().as_bytes())
+                    .bytes("state", what.as_bytes())
+                    .bytes("myname", my)
+                    .bytes("peer", peer)
+                    .bytes("file", name)
+                    .line()
+            } else {
+                msg!(k.letter(), "\t", my, "\t", peer, "\t", name, "\n")
+            };
+            let _ = out.write_all(&line);
         }
         let _ = out.flush();
     }

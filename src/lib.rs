@@ -6,6 +6,7 @@
 pub mod action;
 pub mod app;
 pub mod backup;
+pub mod certgen;
 pub mod check;
 pub mod checktxt;
 pub mod cleanup;
@@ -17,6 +18,7 @@ pub mod db;
 pub mod fasthash;
 pub mod fnmatch;
 pub mod fsutil;
+pub mod json;
 pub mod keygen;
 pub mod listing;
 pub mod log;

@@ -4,6 +4,7 @@
 use crate::Fatal;
 use crate::config::Config;
 use crate::db::Db;
+use crate::json::Obj;
 use crate::msg;
 use std::io::Write;
 
@@ -11,17 +12,30 @@ fn emit(out: &mut impl Write, line: &[u8]) {
     let _ = out.write_all(line);
 }
 
-pub fn hints(db: &Db) -> Result<usize, Fatal> {
+pub fn hints(db: &Db, json: bool) -> Result<usize, Fatal> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let rows = db.hints_sorted()?;
     for (rec, name) in &rows {
-        emit(&mut out, &msg!(rec, "\t", name, "\n"));
+        if json {
+            let rec = rec.as_slice() != b"0";
+            emit(
+                &mut out,
+                &Obj::new().bytes("file", name).bool("recursive", rec).line(),
+            );
+        } else {
+            emit(&mut out, &msg!(rec, "\t", name, "\n"));
+        }
     }
     Ok(rows.len())
 }
 
 /// `-L` (pair None) or `-S MY PEER`.
-pub fn files(cfg: &Config, db: &Db, pair: Option<(&[u8], &[u8])>) -> Result<usize, Fatal> {
+pub fn files(
+    cfg: &Config,
+    db: &Db,
+    pair: Option<(&[u8], &[u8])>,
+    json: bool,
+) -> Result<usize, Fatal> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0;
     for (name, checktxt) in db.all_files()? {
@@ -31,7 +45,11 @@ pub fn files(cfg: &Config, db: &Db, pair: Option<(&[u8], &[u8])>) -> Result<usiz
                 g.myname.as_deref() == Some(my) && g.has_peer(peer) && g.selects(&name, false)
             }),
         };
-        if shown {
+        if shown && json {
+            let o = Obj::new().bytes("file", &name);
+            emit(&mut out, &crate::json::checktxt_fields(o, &checktxt).line());
+            n += 1;
+        } else if shown {
             emit(&mut out, &msg!(checktxt, "\t", name, "\n"));
             n += 1;
         }
@@ -39,11 +57,21 @@ pub fn files(cfg: &Config, db: &Db, pair: Option<(&[u8], &[u8])>) -> Result<usiz
     Ok(n)
 }
 
-pub fn dirty(cfg: &Config, db: &Db) -> Result<usize, Fatal> {
+pub fn dirty(cfg: &Config, db: &Db, json: bool) -> Result<usize, Fatal> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0;
     for r in db.dirty_rows()? {
         if !cfg.selects(&r.filename, false) {
+            continue;
+        }
+        if json {
+            let o = Obj::new()
+                .bytes("file", &r.filename)
+                .bytes("myname", &r.myname)
+                .bytes("peer", &r.peername)
+                .bool("force", r.forced);
+            emit(&mut out, &o.line());
+            n += 1;
             continue;
         }
         let flag: &[u8] = if r.forced { b"force" } else { b"chary" };

@@ -457,3 +457,53 @@ fn compare_merge_q16() {
         },
     );
 }
+
+/// `-T --json` (our addition, so only with our client): one object per
+/// difference, with the plain line's fields; the exit codes stay.
+#[test]
+fn compare_json() {
+    solo("cmpjson", 60, 3, &[1, 2], &[MODE_C, MODE_D], |r| {
+        setup3(r);
+        let o = exchange(r, "-T --json", 0, &[1, 2], "-iii", nargs!["-T", "--json"]);
+        r.expect_code(o, 0);
+        let mut got = Vec::new();
+        for l in raw_lines(&r.client(o).stdout) {
+            match serde_json::from_str::<serde_json::Value>(&l) {
+                Ok(v) => {
+                    let f = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+                    let state = match f("kind").as_str() {
+                        "L" => "local only",
+                        "R" => "remote only",
+                        "X" => "differs",
+                        _ => "?",
+                    };
+                    r.expect(f("state") == state, format!("state of {l}"));
+                    got.push(format!(
+                        "{}\t{}\t{}\t{}",
+                        f("kind"),
+                        f("myname"),
+                        f("peer"),
+                        f("file")
+                    ));
+                }
+                Err(e) => r.expect(false, format!("not JSON ({e}): {l}")),
+            }
+        }
+        let mut want = vec![
+            tline(r, "X", 1, "diff.txt"),
+            tline(r, "X", 1, "mode.txt"),
+            tline(r, "L", 1, "onlyL.txt"),
+            tline(r, "R", 1, "onlyR.txt"),
+            tline(r, "L", 2, "onlyL.txt"),
+            tline(r, "R", 2, "r3.txt"),
+        ];
+        want.sort();
+        got.sort();
+        r.expect(got == want, format!("-T --json: {got:?}, want {want:?}"));
+        let mut a = t_args(r, "-T", &["same.txt"]);
+        a.push("--json".into());
+        let o = exchange(r, "-T file --json (in sync)", 0, &[1, 2], "-iii", a);
+        r.expect_code(o, 2);
+        expect_lines(r, o, &[], "-T same.txt --json");
+    });
+}

@@ -821,3 +821,58 @@ fn missing_certificates() {
     });
     ctx.done();
 }
+
+// ---------------------------------------------------------------------------
+// Scenario: certificates made by `csync2 --gen-cert` (our addition)
+// ---------------------------------------------------------------------------
+
+/// `csync2 --gen-cert [--rsa]` (our binary) with `dir` as the system
+/// directory.
+fn gen_cert_in(dir: &Path, rsa: bool) -> Cert {
+    std::fs::create_dir_all(dir).expect("create certificate directory");
+    let mut cmd = std::process::Command::new(Imp::Ours.bin());
+    cmd.arg("--gen-cert").env("CSYNC2_SYSTEM_DIR", dir);
+    if rsa {
+        cmd.arg("--rsa");
+    }
+    let out = cmd.output().expect("run csync2 --gen-cert");
+    assert!(
+        out.status.success(),
+        "--gen-cert in {}: {}",
+        dir.display(),
+        show(&out.stderr)
+    );
+    let cert = dir.join("csync2_ssl_cert.pem");
+    Cert {
+        key: dir.join("csync2_ssl_key.pem"),
+        hex: der_hex(&cert),
+        cert,
+    }
+}
+
+/// Every pairing, also real ↔ real: the generated certificates share one
+/// subject, so the real client sends its certificate to the real server.
+fn generated(test: &str, idx: u8, rsa: bool) {
+    let ctx = Ctx::new(test, idx);
+    let c1 = gen_cert_in(&ctx.certs().join("n1"), rsa);
+    let c2 = gen_cert_in(&ctx.certs().join("n2"), rsa);
+    ctx.differential(&all_modes(), |r| {
+        install(r.n(0), &c1);
+        install(r.n(1), &c2);
+        let o = push_files(r);
+        expect_pin(r, o, 0, 1, &c2);
+        expect_pin(r, o, 1, 0, &c1);
+        r.recheck_clean();
+    });
+    ctx.done();
+}
+
+#[test]
+fn generated_p256() {
+    generated("genp256", 12, false);
+}
+
+#[test]
+fn generated_rsa() {
+    generated("genrsa", 13, true);
+}

@@ -299,7 +299,7 @@ fn openssl(args: &[&std::ffi::OsStr], what: &str) -> Vec<u8> {
     out.stdout
 }
 
-fn der_hex(cert: &Path) -> String {
+pub fn der_hex(cert: &Path) -> String {
     let der = openssl(
         &[
             "x509".as_ref(),
