@@ -24,6 +24,7 @@ pub mod listing;
 pub mod log;
 pub mod mark;
 pub mod paths;
+pub mod progress;
 pub mod protocol;
 pub mod server;
 pub mod tls;

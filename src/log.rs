@@ -130,9 +130,17 @@ pub fn stdout(b: &[u8]) {
         None => false,
     });
     if !held {
+        // a terminal shared with the progress line: clear it first
+        let shown = PROGRESS.lock().map(|p| p.clone()).unwrap_or_default();
+        if shown.is_some() {
+            let _ = std::io::stderr().write_all(CLEAR_LINE);
+        }
         let mut out = std::io::stdout();
         let _ = out.write_all(b);
         let _ = out.flush();
+        if let Some(p) = shown {
+            let _ = std::io::stderr().write_all(&p);
+        }
     }
 }
 
@@ -170,10 +178,41 @@ pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
 /// A line that always goes to stderr with the prefixes, even with `-l`.
 pub fn raw_stderr(msg: &[u8]) {
     let _g = LOCK.lock();
-    let mut line = prefix();
+    let shown = PROGRESS.lock().map(|p| p.clone()).unwrap_or_default();
+    let mut line = Vec::new();
+    if shown.is_some() {
+        line.extend_from_slice(CLEAR_LINE);
+    }
+    line.extend_from_slice(&prefix());
     line.extend_from_slice(msg);
     line.push(b'\n');
+    if let Some(p) = shown {
+        line.extend_from_slice(&p);
+    }
     let _ = std::io::stderr().write_all(&line);
+}
+
+/// The progress line on stderr, if one is shown (redrawn after messages).
+static PROGRESS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+const CLEAR_LINE: &[u8] = b"\r\x1b[K";
+
+/// Whether a progress line may be shown: stderr is a terminal, no `-l`,
+/// no `-v`.
+pub fn progress_wanted() -> bool {
+    !syslog_enabled() && verbosity() == 0 && unsafe { libc::isatty(2) } == 1
+}
+
+/// Shows `text` as the progress line (None: removes it).
+pub fn progress(text: Option<&[u8]>) {
+    let _g = LOCK.lock();
+    let mut out = CLEAR_LINE.to_vec();
+    if let Some(t) = text {
+        out.extend_from_slice(t);
+    }
+    if let Ok(mut p) = PROGRESS.lock() {
+        *p = text.map(<[u8]>::to_vec);
+    }
+    let _ = std::io::stderr().write_all(&out);
 }
 
 /// An error message (level 0) that also counts as an error.

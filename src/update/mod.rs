@@ -8,6 +8,7 @@ use crate::config::matcher::is_at_or_below;
 use crate::db::{Db, DirtyRow};
 use crate::fsutil::{self, Stat};
 use crate::mark::{self, MarkOptions};
+use crate::progress::{Progress, file_bytes};
 use crate::protocol::conn::ConnError;
 use crate::protocol::{self, Status, codec, delta};
 use crate::urlenc;
@@ -174,6 +175,7 @@ fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> 
         peer,
         session: &mut session,
         missing: HashSet::new(),
+        progress: Progress::new(peer, 0, 0),
     };
     let errors_at_start = log::errors();
     loop {
@@ -227,6 +229,7 @@ struct PeerRun<'a, 'o> {
     session: &'a mut client::Session,
     /// parent directories already reported missing in this run
     missing: HashSet<Vec<u8>>,
+    progress: Progress,
 }
 
 impl<'a> PeerRun<'a, '_> {
@@ -236,6 +239,7 @@ impl<'a> PeerRun<'a, '_> {
     fn pass(&mut self) -> Result<Option<Vec<u8>>, PassError> {
         let rows = peer_rows(self.cfg, self.db, self.opts, self.peer)?;
         let mut changes = Vec::new();
+        let mut deletions = Vec::new();
         // directories seen not to be symlinks, for this pass
         let mut plain = crate::fasthash::FastMap::default();
         for row in rows.iter().rev() {
@@ -245,8 +249,14 @@ impl<'a> PeerRun<'a, '_> {
                 && !fsutil::under_symlink_cached(&real, root, &mut plain)
             {
                 changes.push((row, real, st));
-                continue;
+            } else {
+                deletions.push(row);
             }
+        }
+        let bytes = changes.iter().map(|(_, _, st)| file_bytes(st)).sum();
+        self.progress = Progress::new(self.peer, rows.len(), bytes);
+        for row in deletions {
+            self.progress.done(1, 0);
             let Some(key) = self.key_or_skip(&row.filename, "Skipping deletion ") else {
                 continue;
             };
@@ -260,7 +270,12 @@ impl<'a> PeerRun<'a, '_> {
             return self.changes_pipelined(changes);
         }
         let mut skip: Vec<Vec<u8>> = Vec::new();
-        for (row, real, _) in changes {
+        // a file counts as done when the next one starts
+        let mut previous = None;
+        for (row, real, st) in changes {
+            if let Some(b) = previous.replace(file_bytes(&st)) {
+                self.progress.done(1, b);
+            }
             if skip.iter().any(|d| is_at_or_below(&row.filename, d)) {
                 continue;
             }
@@ -277,6 +292,9 @@ impl<'a> PeerRun<'a, '_> {
                     Missing::Skip(dir) => skip.push(dir),
                 }
             }
+        }
+        if let Some(b) = previous {
+            self.progress.done(1, b);
         }
         Ok(None)
     }

@@ -153,10 +153,10 @@ impl<'r> PeerRun<'_, '_> {
         let mut rows = changes.into_iter().peekable();
         loop {
             if let Some(r) = self.advance(&mut p)? {
-                p.emit_finished();
+                self.emit(&mut p);
                 return Ok(Some(r));
             }
-            p.emit_finished();
+            self.emit(&mut p);
             // start more files while the budget allows
             while p.used < REPLY_BUDGET
                 && p.jobs.len() - p.turn < MAX_AHEAD
@@ -183,7 +183,7 @@ impl<'r> PeerRun<'_, '_> {
                     continue;
                 }
                 if rows.peek().is_none() {
-                    p.emit_finished();
+                    self.emit(&mut p);
                     return Ok(None);
                 }
                 continue;
@@ -195,6 +195,12 @@ impl<'r> PeerRun<'_, '_> {
             p.jobs[w.job].held = held;
             r?;
         }
+    }
+
+    /// Prints what finished files held and counts them in the progress.
+    fn emit(&mut self, p: &mut Pipe<'r>) {
+        let (files, bytes) = p.emit_finished();
+        self.progress.done(files, bytes);
     }
 
     /// Sends the changes whose turn it is and runs lock-step work once the
@@ -539,15 +545,21 @@ impl<'r> PeerRun<'_, '_> {
 
 impl Pipe<'_> {
     /// Prints the messages of finished files, in file order, and forgets
-    /// the files nothing refers to any more.
-    fn emit_finished(&mut self) {
+    /// the files nothing refers to any more. Returns how many files were
+    /// finished and the bytes of the regular ones.
+    fn emit_finished(&mut self) -> (usize, u64) {
+        let (mut files, mut bytes) = (0, 0);
         while self.emit < self.jobs.len() && matches!(self.jobs[self.emit].state, State::Finished) {
-            log::replay(std::mem::take(&mut self.jobs[self.emit].held));
+            let j = &mut self.jobs[self.emit];
+            log::replay(std::mem::take(&mut j.held));
+            files += 1;
+            bytes += crate::progress::file_bytes(&j.st);
             self.emit += 1;
         }
         let upto = self.emit.min(self.turn);
         let upto = self.resolve.iter().fold(upto, |m, &j| m.min(j));
         let upto = self.q.iter().fold(upto, |m, w| m.min(w.job));
         self.jobs.trim(upto);
+        (files, bytes)
     }
 }
