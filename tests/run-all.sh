@@ -4,13 +4,17 @@
 # missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! [ -x /usr/sbin/csync2 ]; then
+# what the tests need: the real csync2, groff for the man page check
+need=()
+[ -x /usr/sbin/csync2 ] || need+=(csync2)
+command -v groff >/dev/null || need+=(groff-base)
+if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "the real csync2 is missing: run 'apt-get install csync2' as root" >&2
+        echo "missing: run 'apt-get install ${need[*]}' as root" >&2
         exit 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq csync2 >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # the Debian package enables an inetd entry for csync2; tests never use it
 cargo build --release --quiet
