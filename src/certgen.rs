@@ -54,7 +54,8 @@ pub fn make(rsa: bool) -> Result<(String, String), String> {
 /// Writes `data` to `path` through a temporary file in the same directory;
 /// `replace`: rename over an existing file, else never touch one.
 fn write_new(path: &[u8], data: &[u8], mode: u32, replace: bool) -> std::io::Result<()> {
-    let tmp = msg!(path, ".new");
+    // per process: a leftover from a killed run never blocks the next one
+    let tmp = msg!(path, ".new.", std::process::id().to_string());
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -185,3 +185,13 @@ impl Session {
         }
     }
 }
+
+/// The real client's error line for a peer it could not reach or that
+/// broke the connection (counted as an error).
+pub fn connection_failed(peer: &[u8]) {
+    log::error(msg!(
+        "ERROR: Connection to remote host `",
+        peer,
+        "' failed."
+    ));
+}

@@ -168,11 +168,7 @@ fn connect(
         Ok(s) => Ok(Some(s)),
         Err(OpenError::Tls(m)) => Err(Fatal::msg(m)),
         Err(_) => {
-            log::error(msg!(
-                "ERROR: Connection to remote host `",
-                peer,
-                "' failed."
-            ));
+            client::connection_failed(peer);
             Ok(None)
         }
     }
@@ -290,11 +286,7 @@ fn list_remote(
     file: Option<&[u8]>,
 ) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     let broken = || {
-        log::error(msg!(
-            "ERROR: Connection to remote host `",
-            peer,
-            "' failed."
-        ));
+        client::connection_failed(peer);
         None
     };
     match session.identify(my) {
@@ -366,22 +358,14 @@ fn diff_file(
             return Ok(());
         }
         Err(_) => {
-            log::error(msg!(
-                "ERROR: Connection to remote host `",
-                peer,
-                "' failed."
-            ));
+            client::connection_failed(peer);
             return Ok(());
         }
     }
     let st = match session.request(&codec::command("TYPE", &[&key, file])) {
         Ok(s) => s,
         Err(_) => {
-            log::error(msg!(
-                "ERROR: Connection to remote host `",
-                peer,
-                "' failed."
-            ));
+            client::connection_failed(peer);
             return Ok(());
         }
     };

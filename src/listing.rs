@@ -45,14 +45,16 @@ pub fn files(
                 g.myname.as_deref() == Some(my) && g.has_peer(peer) && g.selects(&name, false)
             }),
         };
-        if shown && json {
-            let o = Obj::new().bytes("file", &name);
-            emit(&mut out, &crate::json::checktxt_fields(o, &checktxt).line());
-            n += 1;
-        } else if shown {
-            emit(&mut out, &msg!(checktxt, "\t", name, "\n"));
-            n += 1;
+        if !shown {
+            continue;
         }
+        let line = if json {
+            crate::json::checktxt_fields(Obj::new().bytes("file", &name), &checktxt).line()
+        } else {
+            msg!(checktxt, "\t", name, "\n")
+        };
+        emit(&mut out, &line);
+        n += 1;
     }
     Ok(n)
 }

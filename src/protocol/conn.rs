@@ -279,20 +279,6 @@ impl Conn {
         (&mut self.inner).take(n)
     }
 
-    /// Reads an `octet-stream N` blob into memory (signatures). Ok(None) for
-    /// `-1` / `ERROR`.
-    pub fn read_blob(&mut self) -> Result<Option<Vec<u8>>> {
-        let Some(n) = self.read_blob_header()? else {
-            return Ok(None);
-        };
-        let mut data = Vec::new();
-        self.blob_reader(n).read_to_end(&mut data)?;
-        if data.len() as u64 != n {
-            return Err(ConnError::Closed);
-        }
-        Ok(Some(data))
-    }
-
     /// Reads an `octet-stream N` blob through `f`, which gets the body's
     /// reader and N and must consume all N bytes. Ok(None) for `-1` /
     /// `ERROR`.

@@ -272,41 +272,41 @@ fn delta_windowed(
     let mut buf = vec![0u8; DELTA_CHUNK];
     let mut piece = Vec::new();
     // new-file bytes matched against one window: half of it, the window
-    // reaching a quarter before and after
-    let region = (window / 2).max(1) * block;
+    // reaching a quarter before and after (all of them when it all fits)
+    let region = if blocks <= window {
+        u64::MAX
+    } else {
+        (window / 2).max(1) * block
+    };
     let mut pos: u64 = 0;
     let mut eof = false;
     while !eof {
-        let (w0, w1) = if blocks <= window {
-            (0, blocks)
+        let w0 = if blocks <= window {
+            0
         } else {
-            let w0 = (pos / block)
+            (pos / block)
                 .saturating_sub(window / 4)
-                .min(blocks - window);
-            (w0, w0 + window)
+                .min(blocks - window)
         };
-        let mut part = Vec::with_capacity((SIG_HEADER as u64 + (w1 - w0) * per) as usize);
-        part.extend_from_slice(&header);
-        part.resize(part.capacity(), 0);
+        let w1 = (w0 + window).min(blocks);
+        let mut part = vec![0u8; (SIG_HEADER as u64 + (w1 - w0) * per) as usize];
+        part[..SIG_HEADER].copy_from_slice(&header);
         sig.read_at(&mut part[SIG_HEADER..], SIG_HEADER as u64 + w0 * per)
             .map_err(invalid)?;
         let part = Signature::deserialize(part).map_err(invalid)?;
         let index = part.index();
         let base = w0 * block;
-        let end = pos + region;
-        // the whole signature fits: one window for the whole file
-        while !eof && (blocks <= window || pos < end) {
-            let want = if blocks <= window {
-                buf.len()
-            } else {
-                buf.len().min((end - pos) as usize)
-            };
+        let end = pos.saturating_add(region);
+        while !eof && pos < end {
+            let want = buf
+                .len()
+                .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
             let n = read_full(new, &mut buf[..want]).map_err(w)?;
+            pos += n as u64;
+            eof = n < want;
             if n == 0 {
                 break;
             }
-            pos += n as u64;
-            eof = n < want;
             piece.clear();
             fast_rsync::diff(&index, &buf[..n], &mut piece).map_err(|e| e.to_string())?;
             // each piece is magic, commands, END
@@ -316,9 +316,6 @@ fn delta_windowed(
             } else {
                 rebase(cmds, base, out).map_err(w)?;
             }
-        }
-        if blocks <= window || pos < end {
-            break;
         }
     }
     out.write_all(&[0]).map_err(w)

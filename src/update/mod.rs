@@ -155,11 +155,7 @@ fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> 
             return Err(Fatal::msg(m));
         }
         Err(_) => {
-            log::error(msg!(
-                "ERROR: Connection to remote host `",
-                peer,
-                "' failed."
-            ));
+            client::connection_failed(peer);
             log::debug(1, "Host stays in dirty state. Try again later...");
             return Ok(());
         }
