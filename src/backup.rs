@@ -6,8 +6,8 @@
 //! `<base>.1` the one before, … up to `<base>.<N-1>`: all N generations are
 //! kept (the real one keeps two, and none for N = 1).
 
+use crate::beneath::Place;
 use crate::config::model::Config;
-use crate::fsutil;
 use crate::msg;
 use crate::paths::as_path;
 use std::ffi::CString;
@@ -17,8 +17,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 /// Backs up `real` (logical name `file`) into every distinct backup
 /// directory of the active groups that select it. Nothing to do for a path
 /// that is missing, a directory or a special file.
-pub fn before_change(cfg: &Config, file: &[u8], real: &[u8]) -> Result<(), String> {
-    let Ok(st) = fsutil::lstat(real) else {
+pub fn before_change(cfg: &Config, file: &[u8], real: &[u8], place: &Place) -> Result<(), String> {
+    let Ok(st) = place.lstat() else {
         return Ok(());
     };
     if !(st.is_file() || st.is_symlink()) {
@@ -33,13 +33,15 @@ pub fn before_change(cfg: &Config, file: &[u8], real: &[u8]) -> Result<(), Strin
             continue;
         }
         done.push(dir);
-        backup_one(dir, g.backup_generations as u32, real)
+        backup_one(dir, g.backup_generations as u32, real, place)
             .map_err(|e| text(msg!("Backup of ", real, " to ", dir, " failed: ", e)))?;
     }
     Ok(())
 }
 
-fn backup_one(dir: &[u8], generations: u32, real: &[u8]) -> Result<(), String> {
+/// `place` is where `real` is, opened beneath its root: the copy is read
+/// from there, never through a symlink.
+fn backup_one(dir: &[u8], generations: u32, real: &[u8], place: &Place) -> Result<(), String> {
     let dir = dir.strip_suffix(b"/").unwrap_or(dir);
     let top = as_path(dir);
     if !top.exists() {
@@ -91,7 +93,7 @@ fn backup_one(dir: &[u8], generations: u32, real: &[u8]) -> Result<(), String> {
     }
     let base = msg!(at, "/", name);
     // the copy first, so a failure leaves the older generations untouched
-    let tmp = copy_to_temp(real, &at, name)?;
+    let tmp = copy_to_temp(real, place, &at, name)?;
     let rotate = || -> Result<(), String> {
         let generation = |i: u32| -> Vec<u8> {
             if i == 0 {
@@ -120,8 +122,9 @@ fn backup_one(dir: &[u8], generations: u32, real: &[u8]) -> Result<(), String> {
 
 /// Copies `real` (a regular file, or a symlink kept as a symlink) to a new
 /// temporary name in `dir`, with the original's owner, mode and mtime.
-fn copy_to_temp(real: &[u8], dir: &[u8], name: &[u8]) -> Result<Vec<u8>, String> {
-    let st = std::fs::symlink_metadata(as_path(real))
+fn copy_to_temp(real: &[u8], place: &Place, dir: &[u8], name: &[u8]) -> Result<Vec<u8>, String> {
+    let st = place
+        .lstat()
         .map_err(|e| text(msg!(real, ": ", crate::log::strerror(&e))))?;
     for attempt in 0..100u32 {
         let tmp = msg!(
@@ -133,12 +136,13 @@ fn copy_to_temp(real: &[u8], dir: &[u8], name: &[u8]) -> Result<Vec<u8>, String>
             ".",
             attempt.to_string()
         );
-        let made = if st.file_type().is_symlink() {
-            let target = std::fs::read_link(as_path(real))
-                .map_err(|e| text(msg!(real, ": ", crate::log::strerror(&e))))?;
-            std::os::unix::fs::symlink(&target, as_path(&tmp))
+        let made = if st.is_symlink() {
+            let target = place
+                .readlink()
+                .ok_or_else(|| text(msg!(real, ": cannot read the symlink")))?;
+            std::os::unix::fs::symlink(as_path(&target), as_path(&tmp))
         } else {
-            copy_file(real, &tmp)
+            copy_file(place, &tmp)
         };
         match made {
             Ok(()) => {}
@@ -150,15 +154,15 @@ fn copy_to_temp(real: &[u8], dir: &[u8], name: &[u8]) -> Result<Vec<u8>, String>
         }
         let p = cstring(&tmp);
         unsafe {
-            libc::lchown(p.as_ptr(), st.uid(), st.gid());
+            libc::lchown(p.as_ptr(), st.uid, st.gid);
         }
-        if !st.file_type().is_symlink() {
+        if !st.is_symlink() {
             let _ = std::fs::set_permissions(
                 as_path(&tmp),
-                std::fs::Permissions::from_mode(st.mode() & 0o7777),
+                std::fs::Permissions::from_mode(st.mode & 0o7777),
             );
             let t = libc::timeval {
-                tv_sec: st.mtime() as libc::time_t,
+                tv_sec: st.mtime as libc::time_t,
                 tv_usec: 0,
             };
             unsafe {
@@ -170,9 +174,9 @@ fn copy_to_temp(real: &[u8], dir: &[u8], name: &[u8]) -> Result<Vec<u8>, String>
     Err(text(msg!(dir, ": cannot make a temporary file")))
 }
 
-fn copy_file(from: &[u8], to: &[u8]) -> std::io::Result<()> {
+fn copy_file(from: &Place, to: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut src = std::fs::File::open(as_path(from))?;
+    let mut src = from.open_read()?;
     let mut dst = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -206,6 +210,10 @@ mod tests {
         p.as_os_str().as_bytes().to_vec()
     }
 
+    fn place(p: &std::path::Path) -> Place {
+        Place::resolve(&b(p), 0).unwrap()
+    }
+
     #[test]
     fn rotation_keeps_all_generations() {
         let d = tmpdir("rot");
@@ -214,7 +222,7 @@ mod tests {
         let bak = d.join("bak");
         for v in 0..6 {
             std::fs::write(&src, format!("v{v}")).unwrap();
-            backup_one(&b(&bak), 3, &b(&src)).unwrap();
+            backup_one(&b(&bak), 3, &b(&src), &place(&src)).unwrap();
         }
         let base = bak.join(src.strip_prefix("/").unwrap());
         let read =
@@ -232,8 +240,8 @@ mod tests {
         let link = d.join("l");
         std::os::unix::fs::symlink("target/x", &link).unwrap();
         let bak = d.join("b");
-        backup_one(&b(&bak), 1, &b(&link)).unwrap();
-        backup_one(&b(&bak), 1, &b(&link)).unwrap();
+        backup_one(&b(&bak), 1, &b(&link), &place(&link)).unwrap();
+        backup_one(&b(&bak), 1, &b(&link), &place(&link)).unwrap();
         let base = bak.join(link.strip_prefix("/").unwrap());
         assert_eq!(
             std::fs::read_link(&base).unwrap(),
@@ -250,7 +258,7 @@ mod tests {
         std::fs::write(&f, "x").unwrap();
         let bad = d.join("notadir");
         std::fs::write(&bad, "").unwrap();
-        let e = backup_one(&b(&bad), 3, &b(&f)).unwrap_err();
+        let e = backup_one(&b(&bad), 3, &b(&f), &place(&f)).unwrap_err();
         assert!(e.ends_with("Not a directory"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }

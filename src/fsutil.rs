@@ -39,7 +39,7 @@ impl Stat {
         }
     }
 
-    fn from_libc(st: &libc::stat) -> Stat {
+    pub(crate) fn from_libc(st: &libc::stat) -> Stat {
         Stat {
             mode: st.st_mode,
             uid: st.st_uid,

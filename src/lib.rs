@@ -6,6 +6,7 @@
 pub mod action;
 pub mod app;
 pub mod backup;
+pub mod beneath;
 pub mod certgen;
 pub mod check;
 pub mod checktxt;

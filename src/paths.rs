@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Textual clean-up: `//`, `/./`, `/../` (never above `/`), trailing `/`.
-fn clean(path: &[u8]) -> Vec<u8> {
+pub fn clean(path: &[u8]) -> Vec<u8> {
     let mut parts: Vec<&[u8]> = Vec::new();
     let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
     let n = comps.len();

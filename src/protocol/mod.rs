@@ -22,6 +22,8 @@ pub const ERR_SSL_EXPECTED: &str = "SSL encrypted connection expected!";
 pub const ERR_UNKNOWN: &str = "Unknown command!";
 pub const ERR_PRE_SESSION: &str = "Expecting SSL (optional) and CONFIG as first commands.";
 pub const ERR_CONFIG_NAME: &str = "Config names are limited to [a-z0-9]+.";
+/// ours only: a change through a symlinked directory is refused
+pub const ERR_SYMLINKED_DIR: &str = "Refused: a directory on the path is a symlink.";
 
 /// How a client classifies a status line (protocol.md §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //! durable (file systems synced, database committed).
 
 use super::session::{Cmd, Made, Reply, Session, num, pre_remove, set_time, write_replacing};
+use crate::beneath::Place;
 use crate::protocol;
 use crate::protocol::conn::ConnError;
 use crate::{checktxt, fsutil, log};
@@ -98,7 +99,6 @@ pub fn content_digest(r: &mut impl Read) -> std::io::Result<String> {
 impl Session<'_> {
     /// Makes the batch answered so far durable, then sends its replies.
     pub(super) fn settle(&mut self) -> Result<(), crate::Fatal> {
-        self.plain_dirs.clear();
         self.unsynced.sync();
         self.db.commit()?;
         self.conn
@@ -134,6 +134,9 @@ impl Session<'_> {
         }
         let key = tok(1).to_vec();
         let file = tok(2).to_vec();
+        if !self.name_ok(&file) {
+            return refuse(self, protocol::ERR_PERMISSION);
+        }
         if let Err(e) = self.permission(&key, &file, false) {
             return refuse(self, e);
         }
@@ -141,8 +144,12 @@ impl Session<'_> {
             Ok(r) => r,
             Err(m) => return refuse(self, &m),
         };
+        let place = self.place(&file, &real);
         if x == XCmd::Stat {
-            return self.x_stat(&file, &real, tok(3)).map(|_| true);
+            return self.x_stat(&place, tok(3)).map(|_| true);
+        }
+        if self.refused(&file, &place) {
+            return refuse(self, protocol::ERR_SYMLINKED_DIR);
         }
         match self.conflict(&file, false) {
             Ok(true) => {}
@@ -155,24 +162,18 @@ impl Session<'_> {
                 return Ok(false);
             }
         }
-        self.x_put(&file, &real, toks)
+        self.x_put(&file, &real, &place, toks)
     }
 
-    fn x_stat(&mut self, file: &[u8], real: &[u8], theirs: &[u8]) -> Result<(), ConnError> {
-        let st = match self.look(file, real) {
-            Ok(st) => st,
+    fn x_stat(&mut self, place: &std::io::Result<Place>, theirs: &[u8]) -> Result<(), ConnError> {
+        let (st, p) = match Self::look(place) {
+            Ok(v) => v,
             Err(line) => return self.reply(&line),
         };
-        let target = if st.is_symlink() {
-            fsutil::readlink(real)
-        } else {
-            None
-        };
+        let target = if st.is_symlink() { p.readlink() } else { None };
         let text = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
         let digest = if st.is_file() && text == theirs {
-            match std::fs::File::open(crate::paths::as_path(real))
-                .and_then(|mut f| content_digest(&mut f))
-            {
+            match p.open_read().and_then(|mut f| content_digest(&mut f)) {
                 Ok(d) => d,
                 Err(e) => return self.reply(&log::strerror(&e)),
             }
@@ -185,25 +186,34 @@ impl Session<'_> {
         self.reply(&digest)
     }
 
-    fn x_put(&mut self, file: &[u8], real: &[u8], toks: &[Vec<u8>]) -> Result<bool, ConnError> {
+    fn x_put(
+        &mut self,
+        file: &[u8],
+        real: &[u8],
+        place: &std::io::Result<Place>,
+        toks: &[Vec<u8>],
+    ) -> Result<bool, ConnError> {
         let tok = |i: usize| toks.get(i).map(Vec::as_slice).unwrap_or(b"");
         let kind = tok(3);
         let (uid, gid, mode, mtime) = (tok(5), tok(6), tok(7), num(tok(8)));
         let symlink = kind == b"link";
-        if kind != b"reg" {
-            // nodes other than regular files may replace a directory
-            self.plain_dirs.clear();
-        }
         let result: Reply;
         let created: bool;
         if kind == b"reg" {
-            if let Err(e) = crate::backup::before_change(self.cfg, file, real) {
+            let p = match place {
+                Ok(p) => p,
+                Err(e) => {
+                    skip_blob(self)?;
+                    return self.put_done(file, None, Err(crate::log::strerror(e)), false);
+                }
+            };
+            if let Err(e) = crate::backup::before_change(self.cfg, file, real, p) {
                 skip_blob(self)?;
                 // as PATCH: the database follows the disk, no actions
-                return self.put_done(file, real, Err(e), false);
+                return self.put_done(file, Some(p), Err(e), false);
             }
-            pre_remove(real, false);
-            let (r, ok) = self.put_content(real, uid, gid, mode, mtime)?;
+            pre_remove(p, false);
+            let (r, ok) = self.put_content(p, uid, gid, mode, mtime)?;
             result = r;
             created = ok;
         } else {
@@ -219,32 +229,35 @@ impl Session<'_> {
                     return Ok(true);
                 }
             };
-            match self.make_node(cmd, file, real, tok(4)) {
+            match self.make_node(cmd, file, real, place, tok(4)) {
                 Made::Early(e) => {
                     self.reply(&e)?;
                     return Ok(true);
                 }
-                Made::Done(Err(e)) => return self.put_done(file, real, Err(e), false),
+                Made::Done(Err(e)) => {
+                    return self.put_done(file, place.as_ref().ok(), Err(e), false);
+                }
                 Made::Done(Ok(())) => {}
             }
+            let p = place.as_ref().expect("made");
             created = true;
-            result = self.set_own(real, uid, gid).and_then(|_| {
+            result = self.set_own(p, uid, gid).and_then(|_| {
                 if symlink {
                     return Ok(());
                 }
-                self.set_mod(real, mode)?;
-                set_time(real, mtime)
+                self.set_mod(p, mode)?;
+                set_time(p, mtime)
             });
         }
         self.unsynced.touch(real);
-        self.put_done(file, real, result, created)
+        self.put_done(file, place.as_ref().ok(), result, created)
     }
 
     /// Receives the content blob into a temporary file with the new owner,
     /// mode and mtime, and renames it into place. (reply, created)
     fn put_content(
         &mut self,
-        real: &[u8],
+        place: &Place,
         uid: &[u8],
         gid: &[u8],
         mode: &[u8],
@@ -260,7 +273,7 @@ impl Session<'_> {
         let tempdir = self.cfg.tempdir.clone();
         let mut reader = self.conn.blob_reader(n);
         let result = write_replacing(
-            real,
+            place,
             tempdir.as_deref(),
             false,
             &mut |w| {
@@ -302,11 +315,11 @@ impl Session<'_> {
     fn put_done(
         &mut self,
         file: &[u8],
-        real: &[u8],
+        place: Option<&Place>,
         result: Reply,
         created: bool,
     ) -> Result<bool, ConnError> {
-        if let Err(f) = self.update_db(file, real, created) {
+        if let Err(f) = self.update_db(file, place, created) {
             log::debug(0, &f.0);
             return Ok(false);
         }

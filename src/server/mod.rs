@@ -127,7 +127,7 @@ fn bind(o: &Options, myname: &[u8], port: &str) -> std::io::Result<TcpListener> 
         if a.is_ipv6() {
             let _ = sock.set_only_v6(false);
         }
-        match sock.bind(&a.into()).and_then(|_| sock.listen(5)) {
+        match sock.bind(&a.into()).and_then(|_| sock.listen(128)) {
             Ok(()) => {
                 if o.hostname.is_some() {
                     log::debug(1, msg!("Listening on ", a.to_string(), " as ", myname, "."));
@@ -155,6 +155,45 @@ pub fn port_number(port: &str) -> std::io::Result<u16> {
         ));
     }
     Ok(u16::from_be(unsafe { (*ent).s_port } as u16))
+}
+
+/// Seconds a session may wait for its peer (reading or writing) before it
+/// gives up: `CSYNC2_IDLE_TIMEOUT`, 0 for never; 600 by default. The real
+/// server waits forever, so a vanished peer keeps a process (and perhaps
+/// the database) forever.
+pub fn idle_timeout() -> u64 {
+    std::env::var("CSYNC2_IDLE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(600)
+}
+
+/// SO_RCVTIMEO/SO_SNDTIMEO on a socket (nothing for pipes and files).
+fn set_idle_timeout(fd: std::os::unix::io::RawFd) {
+    let secs = idle_timeout();
+    let tv = libc::timeval {
+        tv_sec: secs.min(i32::MAX as u64) as libc::time_t,
+        tv_usec: 0,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+/// Whether an error is the idle timeout running out.
+pub fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// `-ii` (fork per connection) and `-iii` (one connection).
@@ -229,6 +268,12 @@ fn serve(
     peer: &Peer,
     fd: Option<std::os::unix::io::RawFd>,
 ) -> i32 {
+    if let Some(fd) = fd {
+        set_idle_timeout(fd);
+        if fd == 0 {
+            set_idle_timeout(1);
+        }
+    }
     let mut conn = Conn::new(stream);
     conn.set_input_fd(fd);
     let mut tls = false;

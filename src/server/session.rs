@@ -5,6 +5,7 @@
 
 use super::Peer;
 use super::extension::XCmd;
+use crate::beneath::{self, Place};
 use crate::check::{CheckOptions, Checker};
 use crate::checktxt;
 use crate::config::Config;
@@ -15,7 +16,6 @@ use crate::mark::{self, MarkOptions};
 use crate::protocol::conn::{CORK_LIMIT, Conn, ConnError, SERVER_LINE_MAX};
 use crate::protocol::{self, codec, delta};
 use crate::{Fatal, log, msg};
-use std::ffi::CString;
 use std::io::Write;
 
 /// How a session ended.
@@ -39,9 +39,6 @@ pub struct Session<'a> {
     pub(super) pipelined: bool,
     /// file systems changed since the last batch sync (pipelined sessions)
     pub(super) unsynced: super::extension::Unsynced,
-    /// directories known not to be symlinks (forgotten after each batch and
-    /// whenever a symlink is made or something removed)
-    pub(super) plain_dirs: crate::fasthash::FastMap<Vec<u8>, bool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -133,15 +130,15 @@ impl Cmd {
     fn updates_meta(self) -> bool {
         matches!(self, Cmd::Setown | Cmd::Setmod | Cmd::Setime)
     }
+    /// changes the file system
+    fn changes(self) -> bool {
+        self.updates() || self.updates_meta()
+    }
 }
 
 /// Numeric arguments: C `atoll`, garbage is 0 (protocol.md §2.2).
 pub(super) fn num(tok: &[u8]) -> i64 {
     crate::config::parser::atoll(tok)
-}
-
-pub(super) fn cstr(b: &[u8]) -> CString {
-    CString::new(b.to_vec()).unwrap_or_default()
 }
 
 pub(super) fn errno_text() -> String {
@@ -177,7 +174,6 @@ impl<'a> Session<'a> {
             groups_set: false,
             pipelined: false,
             unsynced: Default::default(),
-            plain_dirs: Default::default(),
         }
     }
 
@@ -204,8 +200,6 @@ impl<'a> Session<'a> {
                 let r = if self.pipelined {
                     self.settle()
                 } else {
-                    // what was learnt about directories holds for one batch
-                    self.plain_dirs.clear();
                     self.db.commit().map_err(Fatal::from)
                 };
                 if let Err(e) = r {
@@ -223,7 +217,7 @@ impl<'a> Session<'a> {
                     );
                     return End::Fatal;
                 }
-                Err(_) => return End::Normal,
+                Err(e) => return self.ended(e),
             };
             let Some(toks) = codec::tokenize(&line) else {
                 continue;
@@ -235,9 +229,27 @@ impl<'a> Session<'a> {
                     log::debug(0, "Format-error while receiving data.");
                     return End::Fatal;
                 }
-                Err(_) => return End::Normal,
+                Err(e) => return self.ended(e),
             }
         }
+    }
+
+    /// The connection failed or went idle: what was done stands (actions
+    /// run), and an idle peer is named in the log.
+    fn ended(&self, e: ConnError) -> End {
+        if let ConnError::Io(e) = &e
+            && super::timed_out(e)
+        {
+            let who = self.peer.addr.map(|a| a.to_string()).unwrap_or_default();
+            log::debug(
+                0,
+                format!(
+                    "Peer {who} sent nothing for {} seconds: closing the connection.",
+                    super::idle_timeout()
+                ),
+            );
+        }
+        End::Normal
     }
 
     /// Runs one command; Ok(false) ends the session.
@@ -288,6 +300,10 @@ impl<'a> Session<'a> {
         }
         let key = tok(1).to_vec();
         let file = tok(2).to_vec();
+        if cmd.permission() && !self.name_ok(&file) {
+            self.reply(protocol::ERR_PERMISSION)?;
+            return Ok(true);
+        }
         if cmd.permission()
             && let Err(e) = self.permission(&key, &file, cmd == Cmd::Type)
         {
@@ -301,6 +317,11 @@ impl<'a> Session<'a> {
                 return Ok(true);
             }
         };
+        let place = self.place(&file, &real);
+        if cmd.changes() && self.refused(&file, &place) {
+            self.reply(protocol::ERR_SYMLINKED_DIR)?;
+            return Ok(true);
+        }
         if cmd.conflict() {
             match self.conflict(&file, cmd == Cmd::Flush) {
                 Ok(true) => {}
@@ -314,18 +335,17 @@ impl<'a> Session<'a> {
                 }
             }
         }
-        if cmd.updates() {
-            // a removed directory may come back as a symlink
-            self.plain_dirs.clear();
-        }
         let result = match cmd {
-            Cmd::Sig => return self.sig(&file, &real).map(|_| true),
-            Cmd::Type => return self.type_cmd(&real).map(|done| !done),
+            Cmd::Sig => return self.sig(&place).map(|_| true),
+            Cmd::Type => {
+                let place = self.type_target(&key, &file, place);
+                return self.type_cmd(&place).map(|done| !done);
+            }
             Cmd::Gettm | Cmd::Getsz => {
-                let v = match fsutil::lstat(&real) {
-                    Ok(st) if cmd == Cmd::Gettm => st.mtime,
-                    Ok(st) => st.size,
-                    Err(_) => -1,
+                let v = match place.as_ref().map(|p| p.lstat()) {
+                    Ok(Ok(st)) if cmd == Cmd::Gettm => st.mtime,
+                    Ok(Ok(st)) => st.size,
+                    _ => -1,
                 };
                 self.reply(protocol::OK_DATA_FOLLOWS)?;
                 self.reply(&v.to_string())?;
@@ -333,17 +353,29 @@ impl<'a> Session<'a> {
             }
             Cmd::Mark => self.mark_cmd(&file),
             Cmd::Flush => self.db.delete_dirty_all(&file).map_err(|e| e.0),
-            Cmd::Del => crate::backup::before_change(self.cfg, &file, &real)
-                .and_then(|_| remove_path(&real)),
-            Cmd::Patch => match crate::backup::before_change(self.cfg, &file, &real) {
-                Ok(()) => {
-                    pre_remove(&real, false);
-                    self.patch(&real)?
-                }
-                Err(e) => Err(e),
+            // a path that cannot be there is already deleted
+            Cmd::Del => match &place {
+                Ok(p) => crate::backup::before_change(self.cfg, &file, &real, p)
+                    .and_then(|_| remove_entry(p)),
+                Err(_) => Ok(()),
             },
+            Cmd::Patch => {
+                let backup = match &place {
+                    Ok(p) => crate::backup::before_change(self.cfg, &file, &real, p),
+                    Err(_) => Ok(()),
+                };
+                match backup {
+                    Ok(()) => {
+                        if let Ok(p) = &place {
+                            pre_remove(p, false);
+                        }
+                        self.patch(&place)?
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Cmd::Mkdir | Cmd::Mkchr | Cmd::Mkblk | Cmd::Mkfifo | Cmd::Mksock | Cmd::Mklink => {
-                match self.make_node(cmd, &file, &real, tok(3)) {
+                match self.make_node(cmd, &file, &real, &place, tok(3)) {
                     Made::Done(r) => r,
                     Made::Early(e) => {
                         self.reply(&e)?;
@@ -351,13 +383,14 @@ impl<'a> Session<'a> {
                     }
                 }
             }
-            Cmd::Setown => self.set_own(&real, tok(3), tok(4)),
-            Cmd::Setmod => self.set_mod(&real, tok(3)),
-            Cmd::Setime => set_time(&real, num(tok(3))),
+            Cmd::Setown => on(&place, |p| self.set_own(p, tok(3), tok(4))),
+            Cmd::Setmod => on(&place, |p| self.set_mod(p, tok(3))),
+            Cmd::Setime => on(&place, |p| set_time(p, num(tok(3)))),
             Cmd::Hello | Cmd::Group | Cmd::Bye | Cmd::List => unreachable!(),
         };
-        if (cmd.updates() || cmd.updates_meta())
-            && let Err(f) = self.update_db(&file, &real, cmd.updates() && result.is_ok())
+        if cmd.changes()
+            && let Err(f) =
+                self.update_db(&file, place.as_ref().ok(), cmd.updates() && result.is_ok())
         {
             log::debug(0, &f.0);
             return Ok(false);
@@ -368,36 +401,41 @@ impl<'a> Session<'a> {
 
     /// The create step of MK*; Early: answered without a database update
     /// (a failed backup, as in the real server).
-    pub(super) fn make_node(&mut self, cmd: Cmd, file: &[u8], real: &[u8], arg: &[u8]) -> Made {
+    pub(super) fn make_node(
+        &mut self,
+        cmd: Cmd,
+        file: &[u8],
+        real: &[u8],
+        place: &std::io::Result<Place>,
+        arg: &[u8],
+    ) -> Made {
+        let p = match place {
+            Ok(p) => p,
+            Err(e) => return Made::Done(Err(log::strerror(e))),
+        };
+        let is_dir = || p.lstat().map(|s| s.is_dir()).unwrap_or(false);
         if cmd == Cmd::Mkdir {
             // an existing directory is kept (the real one rmdirs an empty
             // one and makes it again with mode 0700: Q17)
-            if !fsutil::lstat(real).map(|s| s.is_dir()).unwrap_or(false) {
-                if let Err(e) = crate::backup::before_change(self.cfg, file, real) {
+            if !is_dir() {
+                if let Err(e) = crate::backup::before_change(self.cfg, file, real, p) {
                     return Made::Early(e);
                 }
-                pre_remove(real, true);
+                pre_remove(p, true);
             }
-            let p = cstr(real);
-            if unsafe { libc::mkdir(p.as_ptr(), 0o700) } != 0 {
-                let e = errno_text();
-                if !fsutil::lstat(real).map(|s| s.is_dir()).unwrap_or(false) {
-                    return Made::Done(Err(e));
-                }
+            if let Err(e) = p.mkdir(0o700)
+                && !is_dir()
+            {
+                return Made::Done(Err(log::strerror(&e)));
             }
             return Made::Done(Ok(()));
         }
-        if let Err(e) = crate::backup::before_change(self.cfg, file, real) {
+        if let Err(e) = crate::backup::before_change(self.cfg, file, real, p) {
             return Made::Early(e);
         }
-        pre_remove(real, true);
-        let p = cstr(real);
+        pre_remove(p, true);
         if cmd == Cmd::Mklink {
-            let t = cstr(arg);
-            if unsafe { libc::symlink(t.as_ptr(), p.as_ptr()) } != 0 {
-                return Made::Done(Err(errno_text()));
-            }
-            return Made::Done(Ok(()));
+            return Made::Done(p.symlink(arg).map_err(|e| log::strerror(&e)));
         }
         let kind = match cmd {
             Cmd::Mkchr => libc::S_IFCHR,
@@ -412,11 +450,7 @@ impl<'a> Session<'a> {
         } else {
             0
         };
-        if unsafe { libc::mknod(p.as_ptr(), kind | 0o700, dev) } != 0 {
-            Made::Done(Err(errno_text()))
-        } else {
-            Made::Done(Ok(()))
-        }
+        Made::Done(p.mknod(kind | 0o700, dev).map_err(|e| log::strerror(&e)))
     }
 
     /// The owner SETOWN would set: -1 (unchanged) where ignored.
@@ -434,25 +468,105 @@ impl<'a> Session<'a> {
         (uid, gid)
     }
 
-    pub(super) fn set_own(&self, real: &[u8], uid: &[u8], gid: &[u8]) -> Reply {
+    pub(super) fn set_own(&self, p: &Place, uid: &[u8], gid: &[u8]) -> Reply {
         let (uid, gid) = self.owner(uid, gid);
-        let p = cstr(real);
-        if (self.cfg.ignore.uid && self.cfg.ignore.gid)
-            || unsafe { libc::lchown(p.as_ptr(), uid, gid) } == 0
-        {
-            Ok(())
-        } else {
-            Err(errno_text())
+        if self.cfg.ignore.uid && self.cfg.ignore.gid {
+            return Ok(());
         }
+        p.chown(uid, gid).map_err(|e| log::strerror(&e))
     }
 
-    pub(super) fn set_mod(&self, real: &[u8], mode: &[u8]) -> Reply {
-        let p = cstr(real);
+    /// SETMOD; a symlink keeps its target's mode (the real one's `chmod`
+    /// follows it, possibly out of the tree).
+    pub(super) fn set_mod(&self, p: &Place, mode: &[u8]) -> Reply {
         let mode = (num(mode) as u32 & 0o7777) as libc::mode_t;
-        if self.cfg.ignore.mode || unsafe { libc::chmod(p.as_ptr(), mode) } == 0 {
-            Ok(())
-        } else {
-            Err(errno_text())
+        if self.cfg.ignore.mode {
+            return Ok(());
+        }
+        p.chmod(mode).map_err(|e| log::strerror(&e))
+    }
+
+    /// Where a peer's name is on disk, beneath its root (the prefix's
+    /// directory, else `/`) without symlinked directories.
+    pub(super) fn place(&self, file: &[u8], real: &[u8]) -> std::io::Result<Place> {
+        Place::resolve(real, fsutil::prefix_root_len(file, real))
+    }
+
+    /// What TYPE reads: a symlink is followed (as by the real one) only to
+    /// a file the peer could ask for itself (a name of a group it shares,
+    /// with this key), resolved the same way; anything else reads as
+    /// nothing (ELOOP).
+    fn type_target(
+        &self,
+        key: &[u8],
+        file: &[u8],
+        mut place: std::io::Result<Place>,
+    ) -> std::io::Result<Place> {
+        let mut name = file.to_vec();
+        for _ in 0..8 {
+            let p = place?;
+            if !p.lstat().map(|s| s.is_symlink()).unwrap_or(false) {
+                return Ok(p);
+            }
+            // prefix names: the target's logical name is not known
+            if name.first() == Some(&b'%') {
+                break;
+            }
+            let Some(t) = p.readlink() else { break };
+            let abs = if t.first() == Some(&b'/') {
+                t
+            } else {
+                msg!(fsutil::parent_dir(&name), "/", t)
+            };
+            name = crate::paths::clean(&abs);
+            let peer = self.peer_name();
+            let shared = beneath::valid_name(&name)
+                && self.cfg.matching_groups(true).any(|g| {
+                    g.key == key && g.selects(&name, true) && g.hosts.iter().any(|h| h.name == peer)
+                });
+            if !shared {
+                break;
+            }
+            place = Place::resolve(&name, 0);
+        }
+        Err(std::io::Error::from_raw_os_error(libc::ELOOP))
+    }
+
+    /// A name a peer may use at all (no `..`, NUL, empty components…).
+    pub(super) fn name_ok(&self, file: &[u8]) -> bool {
+        if beneath::valid_name(file) {
+            return true;
+        }
+        log::debug(
+            1,
+            msg!(
+                "Refusing the file name '",
+                file,
+                "' from ",
+                self.peer_name(),
+                "."
+            ),
+        );
+        false
+    }
+
+    /// A change whose path goes through a symlinked directory (logged).
+    pub(super) fn refused(&self, file: &[u8], place: &std::io::Result<Place>) -> bool {
+        match place {
+            Err(e) if beneath::is_symlink_error(e) => {
+                log::debug(
+                    1,
+                    msg!(
+                        "Refusing to change '",
+                        file,
+                        "' for ",
+                        self.peer_name(),
+                        ": a directory on its path is a symlink."
+                    ),
+                );
+                true
+            }
+            _ => false,
         }
     }
 
@@ -572,15 +686,21 @@ impl<'a> Session<'a> {
     /// After a change: the requester's dirty row goes, the file row follows
     /// the disk; a full update also schedules this host's actions (the real
     /// one also does that when the change failed, as if it had happened).
-    pub(super) fn update_db(&mut self, file: &[u8], real: &[u8], full: bool) -> Result<(), Fatal> {
+    pub(super) fn update_db(
+        &mut self,
+        file: &[u8],
+        place: Option<&Place>,
+        full: bool,
+    ) -> Result<(), Fatal> {
         let peer = self.peer_name().to_vec();
         self.db.delete_dirty(file, &peer)?;
-        let root = fsutil::prefix_root_len(file, real);
-        match checktxt::for_path(real, &self.cfg.ignore) {
-            Ok(text) if !fsutil::under_symlink_cached(real, root, &mut self.plain_dirs) => {
+        match place.and_then(|p| p.lstat().ok().map(|st| (p, st))) {
+            Some((p, st)) => {
+                let target = if st.is_symlink() { p.readlink() } else { None };
+                let text = checktxt::for_stat(&st, target.as_deref(), &self.cfg.ignore);
                 self.db.set_file(file, &text)?
             }
-            _ => self.db.delete_file(file)?,
+            None => self.db.delete_file(file)?,
         }
         if full {
             crate::action::schedule(self.cfg, self.db, file, false)?;
@@ -594,28 +714,29 @@ impl<'a> Session<'a> {
 
     /// What SIG and X-STAT find at `real`: Ok(stat), or Err(the status line
     /// that says why there is nothing to describe).
-    pub(super) fn look(&mut self, file: &[u8], real: &[u8]) -> Result<fsutil::Stat, String> {
-        let st = match fsutil::lstat(real) {
-            Ok(st) => st,
+    pub(super) fn look(place: &std::io::Result<Place>) -> Result<(fsutil::Stat, &Place), String> {
+        let p = match place {
+            Ok(p) => p,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(if fsutil::lstat(fsutil::parent_dir(real)).is_ok() {
-                    protocol::OK_PATH_NOT_FOUND
-                } else {
-                    protocol::ERR_PARENT_MISSING
-                }
-                .to_string());
+                return Err(protocol::ERR_PARENT_MISSING.to_string());
             }
-            Err(e) => return Err(log::strerror(&e)),
+            // beneath a symlinked directory: nothing of ours is there
+            Err(e) if beneath::is_symlink_error(e) => {
+                return Err(protocol::OK_NOT_FOUND.to_string());
+            }
+            Err(e) => return Err(log::strerror(e)),
         };
-        let root = fsutil::prefix_root_len(file, real);
-        if fsutil::under_symlink_cached(real, root, &mut self.plain_dirs) {
-            return Err(protocol::OK_NOT_FOUND.to_string());
+        match p.lstat() {
+            Ok(st) => Ok((st, p)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Err(protocol::OK_PATH_NOT_FOUND.to_string())
+            }
+            Err(e) => Err(log::strerror(&e)),
         }
-        Ok(st)
     }
 
-    fn sig(&mut self, file: &[u8], real: &[u8]) -> Result<(), ConnError> {
-        let st = match self.look(file, real) {
+    fn sig(&mut self, place: &std::io::Result<Place>) -> Result<(), ConnError> {
+        let (st, p) = match Self::look(place) {
             Ok(st) => st,
             Err(line) => {
                 self.reply(&line)?;
@@ -631,20 +752,14 @@ impl<'a> Session<'a> {
         // read before answering: a read error becomes a plain error line
         // (the real server's `octet-stream -1` puts clients out of step: Q19)
         let sig = if st.is_file() {
-            match std::fs::File::open(crate::paths::as_path(real))
-                .and_then(|mut f| delta::signature_of(&mut f))
-            {
+            match p.open_read().and_then(|mut f| delta::signature_of(&mut f)) {
                 Ok(s) => s,
                 Err(e) => return self.reply(&log::strerror(&e)),
             }
         } else {
             delta::Sig::Mem(Vec::new())
         };
-        let target = if st.is_symlink() {
-            fsutil::readlink(real)
-        } else {
-            None
-        };
+        let target = if st.is_symlink() { p.readlink() } else { None };
         let text = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
         self.reply(protocol::OK_DATA_FOLLOWS)?;
         self.conn.write_all(&msg!(text, "\n"))?;
@@ -660,8 +775,11 @@ impl<'a> Session<'a> {
     }
 
     /// TYPE: the file's content, then the session ends. Ok(true): ended.
-    fn type_cmd(&mut self, real: &[u8]) -> Result<bool, ConnError> {
-        let file = std::fs::File::open(crate::paths::as_path(real)).and_then(|f| {
+    /// A symlink, device or FIFO reads as nothing (the real one follows
+    /// symlinks, out of the tree too, and hangs on a FIFO).
+    fn type_cmd(&mut self, place: &std::io::Result<Place>) -> Result<bool, ConnError> {
+        let file = place.as_ref().map_err(clone_err).and_then(|p| {
+            let f = p.open_read()?;
             // a directory reads as nothing
             Ok(if f.metadata()?.is_dir() {
                 None
@@ -671,7 +789,14 @@ impl<'a> Session<'a> {
         });
         let file = match file {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ELOOP) | Some(libc::EINVAL)
+                ) =>
+            {
+                None
+            }
             Err(e) => {
                 self.reply(&log::strerror(&e))?;
                 return Ok(false);
@@ -735,14 +860,15 @@ impl<'a> Session<'a> {
     // ---- PATCH --------------------------------------------------------------
 
     /// The data exchange of PATCH; the outer Result is the connection.
-    fn patch(&mut self, real: &[u8]) -> Result<Reply, ConnError> {
-        let path = crate::paths::as_path(real);
+    fn patch(&mut self, place: &std::io::Result<Place>) -> Result<Reply, ConnError> {
         // everything that can fail is checked before OK (send_data), so no
-        // side waits for the other (Q18)
-        let mut basis = match std::fs::File::open(path) {
-            Ok(f) => Some(f),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-            Err(e) => return Ok(Err(log::strerror(&e))),
+        // side waits for the other (Q18); a missing directory fails after
+        // the delta, as in the real server
+        let mut basis = match place.as_ref().map(|p| p.open_read()) {
+            Ok(Ok(f)) => Some(f),
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Ok(Err(e)) => return Ok(Err(log::strerror(&e))),
+            Err(_) => None,
         };
         let sig = match &mut basis {
             Some(f) => match f.metadata().and_then(|m| {
@@ -769,13 +895,10 @@ impl<'a> Session<'a> {
         let tempdir = self.cfg.tempdir.clone();
         let mut reader = self.conn.blob_reader(n);
         let durable = !self.pipelined;
-        let result = write_patched(
-            real,
-            basis.as_ref(),
-            &mut reader,
-            tempdir.as_deref(),
-            durable,
-        );
+        let result = match place {
+            Ok(p) => write_patched(p, basis.as_ref(), &mut reader, tempdir.as_deref(), durable),
+            Err(e) => Err(log::strerror(e)),
+        };
         // keep in step with the client whatever happened to the data
         std::io::copy(&mut reader, &mut std::io::sink())?;
         if reader.limit() > 0 {
@@ -788,14 +911,14 @@ impl<'a> Session<'a> {
 /// Streams the patched file into a temporary file next to the target and
 /// renames it over the target; the temporary file never survives a failure.
 fn write_patched(
-    real: &[u8],
+    place: &Place,
     basis: Option<&std::fs::File>,
     d: &mut impl std::io::Read,
     tempdir: Option<&[u8]>,
     durable: bool,
 ) -> Reply {
     write_replacing(
-        real,
+        place,
         tempdir,
         durable,
         &mut |w| {
@@ -808,115 +931,79 @@ fn write_patched(
     .and_then(|meta| meta)
 }
 
-/// Writes a new version of `real` into a temporary file (`fill`), gives it
-/// the old file's owner and mode, then `meta` (whose error is returned after
-/// the rename: the content is in place, as after PATCH and a failed SET*),
-/// and renames it over `real`. `durable`: fdatasync before the rename;
+/// Writes a new version of the entry into a temporary file (`fill`), gives
+/// it the old file's owner and mode, then `meta` (whose error is returned
+/// after the rename: the content is in place, as after PATCH and a failed
+/// SET*), and puts it in place atomically. `durable`: fdatasync first;
 /// otherwise only writeback is started (the caller syncs the batch).
 /// Err: nothing changed; Ok(meta's result): the new content is in place.
 pub(super) fn write_replacing(
-    real: &[u8],
+    place: &Place,
     tempdir: Option<&[u8]>,
     durable: bool,
     fill: &mut dyn FnMut(&mut dyn std::io::Write) -> Reply,
     meta: &mut dyn FnMut(libc::c_int) -> Reply,
 ) -> Result<Reply, String> {
-    let dir = fsutil::parent_dir(real).to_vec();
-    let base = &real[real.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
-    let old = fsutil::lstat(real).ok().filter(|s| s.is_file());
-    // the target's directory first: rename needs the same file system
-    let mut candidates: Vec<Vec<u8>> = vec![dir];
-    if let Some(t) = tempdir {
-        candidates.insert(0, t.to_vec());
-    }
-    let mut last_err = String::from("No such file or directory");
-    for cand in candidates {
-        let mut template = msg!(cand, "/.", base, ".XXXXXX");
-        template.push(0);
-        let fd = unsafe { libc::mkstemp(template.as_mut_ptr().cast()) };
-        if fd < 0 {
-            last_err = errno_text();
-            continue;
+    use std::os::unix::io::AsRawFd;
+    let old = place.lstat().ok().filter(|s| s.is_file());
+    let temp = place.create_temp(tempdir).map_err(|e| log::strerror(&e))?;
+    let fd = temp.file.as_raw_fd();
+    let mut w = std::io::BufWriter::with_capacity(256 * 1024, &temp.file);
+    fill(&mut w)?;
+    w.flush().map_err(|e| log::strerror(&e))?;
+    drop(w);
+    if let Some(st) = old {
+        unsafe {
+            libc::fchown(fd, st.uid, st.gid);
+            libc::fchmod(fd, (st.mode & 0o7777) as libc::mode_t);
         }
-        template.pop();
-        let tmp = template;
-        use std::os::unix::io::FromRawFd;
-        let f = unsafe { std::fs::File::from_raw_fd(fd) };
-        let mut meta_result = Ok(());
-        let result = (|| -> Result<(), String> {
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, &f);
-            fill(&mut w)?;
-            w.flush().map_err(|e| log::strerror(&e))?;
-            drop(w);
-            if let Some(st) = old {
-                unsafe {
-                    libc::fchown(fd, st.uid, st.gid);
-                    libc::fchmod(fd, (st.mode & 0o7777) as libc::mode_t);
-                }
-            }
-            meta_result = meta(fd);
-            if durable {
-                f.sync_data().map_err(|e| log::strerror(&e))?;
-            } else {
-                unsafe {
-                    libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-                }
-            }
-            std::fs::rename(crate::paths::as_path(&tmp), crate::paths::as_path(real))
-                .map_err(|e| log::strerror(&e))
-        })();
-        drop(f);
-        if result.is_err() {
-            let _ = std::fs::remove_file(crate::paths::as_path(&tmp));
-        }
-        return result.map(|_| meta_result);
     }
-    Err(last_err)
+    let meta_result = meta(fd);
+    if durable {
+        temp.file.sync_data().map_err(|e| log::strerror(&e))?;
+    } else {
+        unsafe {
+            libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    temp.commit(place).map_err(|e| log::strerror(&e))?;
+    Ok(meta_result)
 }
 
 /// Pre-removal before MK* (`any`) and PATCH (only what is not a regular
 /// file); errors are ignored, as in the real server.
-pub(super) fn pre_remove(real: &[u8], any: bool) {
-    let Ok(st) = fsutil::lstat(real) else { return };
+pub(super) fn pre_remove(p: &Place, any: bool) {
+    let Ok(st) = p.lstat() else { return };
     if !any && st.is_file() {
         return;
     }
-    let p = cstr(real);
-    unsafe {
-        if st.is_dir() {
-            libc::rmdir(p.as_ptr());
-        } else {
-            libc::unlink(p.as_ptr());
-        }
+    let _ = if st.is_dir() { p.rmdir() } else { p.unlink() };
+}
+
+/// DEL: a directory only if empty; a missing entry is fine.
+fn remove_entry(p: &Place) -> Reply {
+    match p.remove() {
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(log::strerror(&e)),
+        _ => Ok(()),
     }
 }
 
-/// DEL: a directory only if empty; a missing path is fine.
-fn remove_path(real: &[u8]) -> Reply {
-    let Ok(st) = fsutil::lstat(real) else {
-        return Ok(());
-    };
-    let p = cstr(real);
-    let r = unsafe {
-        if st.is_dir() {
-            libc::rmdir(p.as_ptr())
-        } else {
-            libc::unlink(p.as_ptr())
-        }
-    };
-    if r != 0 { Err(errno_text()) } else { Ok(()) }
+/// SETIME: atime and mtime (of the entry itself, never a symlink's target).
+pub(super) fn set_time(p: &Place, t: i64) -> Reply {
+    p.set_mtime(t).map_err(|e| log::strerror(&e))
 }
 
-/// SETIME: atime and mtime.
-pub(super) fn set_time(real: &[u8], t: i64) -> Reply {
-    let p = cstr(real);
-    let tv = libc::timeval {
-        tv_sec: t as libc::time_t,
-        tv_usec: 0,
-    };
-    if unsafe { libc::utimes(p.as_ptr(), [tv, tv].as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(errno_text())
+/// A command on the entry, or the text of why there is none.
+fn on(place: &std::io::Result<Place>, f: impl FnOnce(&Place) -> Reply) -> Reply {
+    match place {
+        Ok(p) => f(p),
+        Err(e) => Err(log::strerror(e)),
+    }
+}
+
+fn clone_err(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(n) => std::io::Error::from_raw_os_error(n),
+        None => std::io::Error::new(e.kind(), e.to_string()),
     }
 }
