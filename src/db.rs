@@ -293,19 +293,37 @@ impl Db {
         Ok(db)
     }
 
-    fn ensure_schema(&mut self) -> Result<()> {
-        if self
-            .conn
+    fn has_schema(&self) -> bool {
+        self.conn
             .query_row("SELECT count(*) from file", [], |_| Ok(()))
             .is_ok()
-        {
+    }
+
+    fn ensure_schema(&mut self) -> Result<()> {
+        if self.has_schema() {
+            return Ok(());
+        }
+        // several processes may meet a fresh database at once (the real
+        // one then fails with "table file already exists"): create it
+        // under the write lock, after looking again
+        let locked = self.conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        if locked && self.has_schema() {
+            let _ = self.conn.execute_batch("COMMIT");
             return Ok(());
         }
         log::debug(2, "Upgrading database schema to version 0.");
         for (table, sql) in SCHEMA {
+            if let Err(e) = self.conn.execute_batch(sql) {
+                if locked {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                return Err(db_error(&format!("Creating {table} table"), e, sql));
+            }
+        }
+        if locked {
             self.conn
-                .execute_batch(sql)
-                .map_err(|e| db_error(&format!("Creating {table} table"), e, sql))?;
+                .execute_batch("COMMIT")
+                .map_err(|e| db_error("Creating the schema", e, "COMMIT"))?;
         }
         Ok(())
     }

@@ -46,6 +46,23 @@ fn strtol2(a: u8, b: u8) -> u8 {
     }
 }
 
+/// Whether `decode` keeps all of `s` (no `%00` or `%` + non-hex cutting
+/// it short, as a NUL ends a C string).
+pub fn decodes_whole(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && s.len() - i > 2 {
+            if strtol2(s[i + 1], s[i + 2]) == 0 {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 /// Decodes as the real program does; a decoded NUL byte ends the string
 /// (it is a C string there).
 pub fn decode(s: &[u8]) -> Vec<u8> {
@@ -98,5 +115,7 @@ mod tests {
         assert_eq!(decode(b"%41%42"), b"AB");
         assert_eq!(decode(b"%4a"), b"J");
         assert_eq!(decode(b"x%00y"), b"x");
+        assert!(!decodes_whole(b"x%00y") && !decodes_whole(b"%zz") && !decodes_whole(b"a%0g"));
+        assert!(decodes_whole(b"a%20b%2") && decodes_whole(b"%"));
     }
 }

@@ -166,3 +166,37 @@ fn killed_check_never_loses_a_mark() {
 fn killed_check_never_loses_a_mark_without_batching() {
     kill_during_check("nobatch", &["-B"]);
 }
+
+/// Several processes meeting a fresh database at once all succeed (the
+/// schema is created once, under the write lock), and the result is one
+/// complete database. Repeated, since the race is narrow.
+#[test]
+fn concurrent_first_use_of_a_fresh_database() {
+    let s = Setup::new("fresh", 200);
+    for round in 0..10 {
+        let _ = std::fs::remove_file(s.base.join("db/h1.crash.test.db3"));
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let mut c = s.cmd(if i % 2 == 0 { &["-cr"] } else { &["-cIr"] });
+                c.stderr(Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {} — {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let db = s.db();
+        let files: i64 = db
+            .query_row("SELECT count(*) FROM file", [], |r| r.get(0))
+            .unwrap();
+        // the 200 files, their 40 directories and the tree itself
+        assert_eq!(files, 241, "round {round}");
+    }
+    std::fs::remove_dir_all(&s.base).unwrap();
+}

@@ -17,6 +17,14 @@ pub fn tokenize(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     if toks.is_empty() { None } else { Some(toks) }
 }
 
+/// Whether token `i` of a line is cut short by decoding (a NUL in it).
+pub fn cut_short(line: &[u8], i: usize) -> bool {
+    line.split(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .filter(|t| !t.is_empty())
+        .nth(i)
+        .is_some_and(|t| !urlenc::decodes_whole(t))
+}
+
 /// `CMD arg…\n` with every argument URL-encoded.
 pub fn command(cmd: &str, args: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);

@@ -188,6 +188,52 @@ fn set_idle_timeout(fd: std::os::unix::io::RawFd) {
     }
 }
 
+/// A stream that stays failed once the idle timeout ran out: every later
+/// read or write fails at once instead of waiting the timeout again (the
+/// session still tries to skip a blob or send a reply after the first).
+struct Idle {
+    inner: Box<dyn Stream>,
+    gone: bool,
+}
+
+impl Idle {
+    fn check<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && timed_out(e)
+        {
+            self.gone = true;
+        }
+        r
+    }
+    fn gone(&self) -> std::io::Result<()> {
+        if self.gone {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for Idle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.gone()?;
+        let r = self.inner.read(buf);
+        self.check(r)
+    }
+}
+
+impl std::io::Write for Idle {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.gone()?;
+        let r = self.inner.write(buf);
+        self.check(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.gone()?;
+        let r = self.inner.flush();
+        self.check(r)
+    }
+}
+
 /// Whether an error is the idle timeout running out.
 pub fn timed_out(e: &std::io::Error) -> bool {
     matches!(
@@ -274,7 +320,10 @@ fn serve(
             set_idle_timeout(1);
         }
     }
-    let mut conn = Conn::new(stream);
+    let mut conn = Conn::new(Box::new(Idle {
+        inner: stream,
+        gone: false,
+    }));
     conn.set_input_fd(fd);
     let mut tls = false;
     let mut peer_cert = None;
@@ -383,4 +432,17 @@ fn upper_word(toks: &[Vec<u8>]) -> Vec<u8> {
     toks.first()
         .map(|t| t.to_ascii_uppercase())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod idle_tests {
+    #[test]
+    fn idle_timeout_default_and_override() {
+        // SAFETY: no other test of this binary reads the variable
+        unsafe { std::env::remove_var("CSYNC2_IDLE_TIMEOUT") };
+        assert_eq!(super::idle_timeout(), 600);
+        unsafe { std::env::set_var("CSYNC2_IDLE_TIMEOUT", " 7 ") };
+        assert_eq!(super::idle_timeout(), 7);
+        unsafe { std::env::remove_var("CSYNC2_IDLE_TIMEOUT") };
+    }
 }

@@ -219,9 +219,16 @@ impl<'a> Session<'a> {
                 }
                 Err(e) => return self.ended(e),
             };
-            let Some(toks) = codec::tokenize(&line) else {
+            let Some(mut toks) = codec::tokenize(&line) else {
                 continue;
             };
+            // a file name with a NUL in it is refused, not cut short (the
+            // real one acts on the part before the NUL)
+            if codec::cut_short(&line, 2)
+                && let Some(t) = toks.get_mut(2)
+            {
+                t.push(0);
+            }
             match self.command(&toks) {
                 Ok(true) => {}
                 Ok(false) => return End::Normal,

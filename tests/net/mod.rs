@@ -649,7 +649,15 @@ impl Drop for Proc {
 }
 
 /// Processes whose parent is `pid` (forked `-ii` session children).
-fn children_of(pid: u32) -> Vec<u32> {
+pub fn children_of(pid: u32) -> Vec<u32> {
+    children_with_state(pid)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Children of `pid` with their state letter (`Z`: a zombie).
+pub fn children_with_state(pid: u32) -> Vec<(u32, char)> {
     let mut v = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return v;
@@ -667,7 +675,7 @@ fn children_of(pid: u32) -> Vec<u32> {
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
         if f.len() > 1 && f[1].parse::<u32>() == Ok(pid) {
-            v.push(p);
+            v.push((p, f[0].chars().next().unwrap_or('?')));
         }
     }
     v
@@ -736,12 +744,9 @@ pub fn snapshot(root: &Path) -> Tree {
     t
 }
 
-fn walk(path: &Path, rel: &[u8], t: &mut Tree) {
-    let Ok(md) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    let ft = md.file_type();
-    let kind = if ft.is_dir() {
+/// The short name of a file type, as in the tree descriptions.
+pub fn kind_of(ft: std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
         "dir"
     } else if ft.is_symlink() {
         "lnk"
@@ -757,7 +762,15 @@ fn walk(path: &Path, rel: &[u8], t: &mut Tree) {
         "sock"
     } else {
         "?"
+    }
+}
+
+fn walk(path: &Path, rel: &[u8], t: &mut Tree) {
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return;
     };
+    let ft = md.file_type();
+    let kind = kind_of(ft);
     let e = Entry {
         kind,
         mode: md.mode(),
