@@ -453,6 +453,14 @@ fn slave_push_refused() {
                 format!("2 `Permission denied for slave!` replies, got {n}"),
             );
         }
+        if r.mode.client == Imp::Ours {
+            // each error line is followed by what it means and what to do
+            let err = common::show(&r.client(o).stderr);
+            let n = err
+                .matches("Hint: n2.slavepush.test has this host as a slave")
+                .count();
+            r.expect(n == 2, format!("2 hint lines naming the peer, got {n}"));
+        }
     });
 }
 

@@ -134,6 +134,53 @@ fn key_for<'c>(cfg: &'c Config, file: &[u8], peer: &[u8]) -> Option<&'c [u8]> {
         .map(|g| g.key.as_slice())
 }
 
+/// `While syncing file …: <reply>` as the real client prints it, then a
+/// line that names the peer and says what to do (ours only).
+pub(crate) fn sync_failed(peer: &[u8], file: &[u8], reply: impl AsRef<[u8]>) {
+    let reply = reply.as_ref();
+    log::error(msg!("While syncing file ", file, ": ", reply));
+    log::debug(0, hint(peer, file, reply));
+}
+
+/// What an error reply from `peer` about `file` means for the admin.
+pub(crate) fn hint(peer: &[u8], file: &[u8], reply: &[u8]) -> Vec<u8> {
+    let starts = |p: &str| reply.starts_with(p.as_bytes());
+    let then = if starts(protocol::ERR_CONFLICT) {
+        msg!(
+            "the file was changed on ",
+            peer,
+            " too (a conflict). Run 'csync2 -f ",
+            file,
+            "' on the host whose version should win, then 'csync2 -x' there (or set 'auto' in the group)."
+        )
+    } else if starts(protocol::ERR_SLAVE) {
+        msg!(
+            peer,
+            " has this host as a slave for this file and does not take changes from it; its own version comes back on its next run."
+        )
+    } else if starts(protocol::ERR_PERMISSION) {
+        msg!(
+            peer,
+            " does not accept this file from this host: both configs must list both hosts in a group that includes it, with the same key."
+        )
+    } else if starts(protocol::ERR_SYMLINKED_DIR) {
+        msg!(
+            "on ",
+            peer,
+            " a directory on the path is a symlink, which csync2 never writes through: make it a directory there, or exclude the path."
+        )
+    } else {
+        msg!(peer, " could not apply the change.")
+    };
+    msg!(
+        "Hint: ",
+        then,
+        " The file stays dirty for ",
+        peer,
+        " and is sent again by the next 'csync2 -x'."
+    )
+}
+
 fn dry_line(code: &str, peer: &[u8], file: &[u8]) {
     let mut line = msg!(code, ": ", peer);
     line.extend(std::iter::repeat_n(
@@ -416,7 +463,7 @@ impl<'a> PeerRun<'a, '_> {
                 .session
                 .request(&codec::command_raw("FLUSH", &[key, &urlenc::encode(file)]))?;
             if protocol::classify(&st) != Status::Ok {
-                log::error(msg!("While syncing file ", file, ": ", st));
+                sync_failed(self.peer, file, &st);
                 self.stays();
                 return Ok(());
             }
@@ -436,7 +483,7 @@ impl<'a> PeerRun<'a, '_> {
                 }
                 Status::Ok => {}
                 _ => {
-                    log::error(msg!("While syncing file ", file, ": ", st));
+                    sync_failed(self.peer, file, &st);
                     self.stays();
                     return Ok(());
                 }
@@ -487,7 +534,7 @@ impl<'a> PeerRun<'a, '_> {
                 }
             }
             _ => {
-                log::error(msg!("While syncing file ", file, ": ", st));
+                sync_failed(self.peer, file, &st);
                 self.stays();
             }
         }
@@ -522,7 +569,7 @@ impl<'a> PeerRun<'a, '_> {
                 .session
                 .request(&codec::command_raw("FLUSH", &[key, &enc]))?;
             if protocol::classify(&r) != Status::Ok {
-                log::error(msg!("While syncing file ", file, ": ", r));
+                sync_failed(self.peer, file, &r);
                 return Ok(self.stays());
             }
         } else {
@@ -535,7 +582,7 @@ impl<'a> PeerRun<'a, '_> {
                     return Ok(Outcome::ParentMissing(fsutil::parent_dir(file).to_vec()));
                 }
                 _ => {
-                    log::error(msg!("While syncing file ", file, ": ", r));
+                    sync_failed(self.peer, file, &r);
                     return Ok(self.stays());
                 }
             }
@@ -572,7 +619,7 @@ impl<'a> PeerRun<'a, '_> {
                         &[key, &enc, st.mtime.to_string().as_bytes()],
                     ))?;
                     if protocol::classify(&r) != Status::Ok {
-                        log::error(msg!("While syncing file ", file, ": ", r));
+                        sync_failed(self.peer, file, &r);
                         return Ok(self.stays());
                     }
                 }
@@ -647,7 +694,7 @@ impl<'a> PeerRun<'a, '_> {
         for m in meta {
             let r = self.session.request(&m)?;
             if protocol::classify(&r) != Status::Ok && !socket {
-                log::error(msg!("While syncing file ", file, ": ", r));
+                sync_failed(self.peer, file, &r);
                 return Ok(self.stays());
             }
         }
@@ -691,7 +738,7 @@ impl<'a> PeerRun<'a, '_> {
             Status::Ok => {}
             Status::Conflict => return Ok(Step::Conflict),
             _ => {
-                log::error(msg!("While syncing file ", file, ": ", r));
+                sync_failed(self.peer, file, &r);
                 return Ok(Step::Failed);
             }
         }
@@ -719,14 +766,14 @@ impl<'a> PeerRun<'a, '_> {
             Some(Err(e)) => {
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                log::error(msg!("While syncing file ", file, ": ", log::strerror(&e)));
+                sync_failed(self.peer, file, &log::strerror(&e));
                 return Ok(Step::Failed);
             }
             None => {
                 // answer the error blob with one, so both sides stay in step (Q18)
                 conn.send_blob_error()?;
                 let r = conn.read_status()?;
-                log::error(msg!("While syncing file ", file, ": ", r));
+                sync_failed(self.peer, file, &r);
                 return Ok(Step::Failed);
             }
         };
@@ -748,14 +795,14 @@ impl<'a> PeerRun<'a, '_> {
                 // tell the server the data is not coming (Q22)
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                log::error(msg!("While syncing file ", file, ": ", log::strerror(&e)));
+                sync_failed(self.peer, file, &log::strerror(&e));
                 return Ok(Step::Failed);
             }
         };
         conn.send_blob_from(&mut tmp, n)?;
         let r = conn.read_status()?;
         if protocol::classify(&r) != Status::Ok {
-            log::error(msg!("While syncing file ", file, ": ", r));
+            sync_failed(self.peer, file, &r);
             return Ok(Step::Failed);
         }
         Ok(Step::Ok)
@@ -767,7 +814,7 @@ impl<'a> PeerRun<'a, '_> {
             .session
             .request(&codec::command_raw("FLUSH", &[key, enc]))?;
         if protocol::classify(&r) != Status::Ok {
-            log::error(msg!("While syncing file ", file, ": ", r));
+            sync_failed(self.peer, file, &r);
             return Ok(false);
         }
         Ok(true)
@@ -833,7 +880,7 @@ impl<'a> PeerRun<'a, '_> {
             .session
             .request(&codec::command_raw(cmd, &[key, &urlenc::encode(file)]))?;
         if protocol::classify(&r) != Status::Ok {
-            log::error(msg!("While syncing file ", file, ": ", r));
+            sync_failed(self.peer, file, &r);
             return Ok(false);
         }
         let line = self.session.conn.read_line(16383)?;

@@ -347,7 +347,7 @@ impl<'r> PeerRun<'_, '_> {
                     }
                     _ => {
                         p.creating.remove(file.as_slice());
-                        log::error(msg!("While syncing file ", file, ": ", r));
+                        super::sync_failed(self.peer, file, &r);
                         self.stays();
                         job.state = State::Finished;
                     }
@@ -378,7 +378,7 @@ impl<'r> PeerRun<'_, '_> {
             }
             Status::Ok => (b"---".to_vec(), Vec::new()),
             _ => {
-                log::error(msg!("While syncing file ", file, ": ", r));
+                super::sync_failed(self.peer, &file, &r);
                 self.stays();
                 p.jobs[j].state = State::Finished;
                 return Ok(());
@@ -477,12 +477,7 @@ impl<'r> PeerRun<'_, '_> {
             {
                 Ok(x) => content = Some(x),
                 Err(e) => {
-                    log::error(msg!(
-                        "While syncing file ",
-                        job.row.filename,
-                        ": ",
-                        log::strerror(&e)
-                    ));
+                    super::sync_failed(self.peer, &job.row.filename, log::strerror(&e));
                     self.stays();
                     p.creating.remove(job.row.filename.as_slice());
                     job.state = State::Finished;
