@@ -766,7 +766,7 @@ impl<'a> PeerRun<'a, '_> {
             Some(Err(e)) => {
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                sync_failed(self.peer, file, &log::strerror(&e));
+                sync_failed(self.peer, file, log::strerror(&e));
                 return Ok(Step::Failed);
             }
             None => {
@@ -795,7 +795,7 @@ impl<'a> PeerRun<'a, '_> {
                 // tell the server the data is not coming (Q22)
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                sync_failed(self.peer, file, &log::strerror(&e));
+                sync_failed(self.peer, file, log::strerror(&e));
                 return Ok(Step::Failed);
             }
         };
