@@ -578,6 +578,12 @@ impl<'a> PeerRun<'a, '_> {
                 .request(&codec::command_raw("SIG", &[key, &enc]))?;
             match protocol::classify(&r) {
                 Status::Ok => {}
+                // a dry run creates nothing, so nothing to recreate and
+                // no pass to start over: the file would be created
+                Status::ParentMissing if self.opts.dry_run => {
+                    dry_line("?M", self.peer, file);
+                    return Ok(Outcome::Done);
+                }
                 Status::ParentMissing => {
                     return Ok(Outcome::ParentMissing(fsutil::parent_dir(file).to_vec()));
                 }

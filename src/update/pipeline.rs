@@ -363,7 +363,9 @@ impl<'r> PeerRun<'_, '_> {
         let r = conn.read_status()?;
         let file = p.jobs[j].row.filename.clone();
         let (text, digest) = match protocol::classify(&r) {
-            Status::ParentMissing if p.creating.contains(fsutil::parent_dir(&file)) => {
+            Status::ParentMissing
+                if self.opts.dry_run || p.creating.contains(fsutil::parent_dir(&file)) =>
+            {
                 (b"---".to_vec(), Vec::new())
             }
             Status::ParentMissing => {
