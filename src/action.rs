@@ -48,7 +48,11 @@ pub fn run_pending(db: &mut Db) -> Result<(), Fatal> {
         let files = db.action_files(&cmd_enc, &log_enc)?;
         let command = decode(&cmd_enc);
         let logfile = decode(&log_enc);
-        let list = files.join(&b' ');
+        let list = files
+            .iter()
+            .map(|f| shell_safe(f))
+            .collect::<Vec<_>>()
+            .join(&b' ');
         let expanded = match command.windows(2).position(|w| w == b"%%") {
             Some(i) => msg!(&command[..i], list, &command[i + 2..]),
             None => command.clone(),
@@ -61,6 +65,22 @@ pub fn run_pending(db: &mut Db) -> Result<(), Fatal> {
     }
     db.commit()?;
     Ok(())
+}
+
+/// A URL-encoded name as one inert shell word: URL encoding leaves
+/// `; & < > ( ) * ? [ ] { } ~ # !` and backquotes alone, and `%%` goes into
+/// a `sh -c` line, so a file named `a;id>x` would run `id` as root (as it
+/// does in the real csync2). Those bytes are %-encoded too.
+fn shell_safe(name_enc: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name_enc.len());
+    for &b in name_enc {
+        if b.is_ascii_alphanumeric() || b"/._+,=@%:-".contains(&b) || b >= 0x80 {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
 }
 
 fn run_one(command: &[u8], logfile: &[u8]) {
@@ -107,5 +127,19 @@ fn run_one(command: &[u8], logfile: &[u8]) {
     match cmd.status() {
         Ok(_) => {}
         Err(e) => log::debug(0, msg!("Can't run action: ", log::strerror(&e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_inert_shell_words() {
+        let enc = crate::urlenc::encode(b"/t/a;id>x&(y)`z`*?[]{}~#!^ b");
+        assert_eq!(
+            super::shell_safe(&enc),
+            b"/t/a%3Bid%3Ex%26%28y%29%60z%60%2A%3F%5B%5D%7B%7D%7E%23%21%5E%20b".to_vec()
+        );
+        let plain = b"/srv/www/index.html,v1+2=3@host:x-y_z.%C3";
+        assert_eq!(super::shell_safe(plain), plain.to_vec());
     }
 }

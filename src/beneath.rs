@@ -144,6 +144,18 @@ fn walk_beneath(base: &OwnedFd, rel: &[u8]) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A regular file of a synced tree, opened for reading the way the server
+/// resolves names: no symlinked directory below its root, no symlink,
+/// FIFO or device at the end (a local user swapping one in must not make
+/// root send another file, or hang).
+pub fn open_file(logical: &[u8], real: &[u8]) -> io::Result<std::fs::File> {
+    let f = Place::resolve(real, crate::fsutil::prefix_root_len(logical, real))?.open_read()?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    Ok(f)
+}
+
 /// An entry to read or change: its directory, opened beneath the root, and
 /// its name there.
 pub struct Place {
@@ -309,11 +321,33 @@ impl Place {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EOPNOTSUPP) if self.lstat()?.is_symlink() => Ok(()),
-            // a C library without the no-follow variant: check, then chmod
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+            // a C library without the no-follow variant (or no /proc for
+            // it): pin the entry with O_PATH, then chmod what it is
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => self.chmod_pinned(mode),
+            _ => Err(e),
+        }
+    }
+
+    fn chmod_pinned(&self, mode: libc::mode_t) -> io::Result<()> {
+        let fd = open_fd(unsafe {
+            libc::openat(
+                self.d(),
+                self.name.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        })?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Ok(());
+        }
+        let proc = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+        match check(unsafe { libc::chmod(proc.as_ptr(), mode) }) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // no /proc: the entry is not a symlink as of just now
                 check(unsafe { libc::fchmodat(self.d(), self.name.as_ptr(), mode, 0) })
             }
-            _ => Err(e),
+            r => r,
         }
     }
 
@@ -333,9 +367,25 @@ impl Place {
         })
     }
 
-    /// The device of the directory (to pick a temporary directory on the
-    /// same file system).
-    fn dir_dev(&self) -> io::Result<u64> {
+    /// The directory, opened for reading (to sync it or its file system).
+    pub fn open_dir(&self) -> io::Result<std::fs::File> {
+        let fd = open_fd(unsafe {
+            libc::openat(
+                self.d(),
+                c".".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Makes the directory's entries durable (after a rename into it).
+    pub fn sync_dir(&self) -> io::Result<()> {
+        self.open_dir()?.sync_all()
+    }
+
+    /// The device of the directory (its file system).
+    pub fn dir_dev(&self) -> io::Result<u64> {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         check(unsafe { libc::fstat(self.d(), &mut st) })?;
         Ok(st.st_dev)
@@ -596,7 +646,13 @@ mod tests {
         assert!(pl.lstat().unwrap().is_symlink());
         assert!(is_symlink_error(&pl.open_read().err().unwrap()));
         pl.chmod(0o777).unwrap();
+        pl.chmod_pinned(0o777).unwrap();
         pl.set_mtime(1000).unwrap();
+        let f = Place::resolve(&p("/tree/d"), 0).unwrap();
+        f.chmod_pinned(0o711).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(d.join("tree/d")).unwrap().permissions();
+        assert_eq!(m.mode() & 0o777, 0o711);
         let m = std::fs::metadata(d.join("outside/secret")).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_ne!(m.mode() & 0o777, 0o777);

@@ -18,7 +18,7 @@ use super::session::{Cmd, Made, Reply, Session, num, pre_remove, set_time, write
 use crate::beneath::Place;
 use crate::protocol;
 use crate::protocol::conn::ConnError;
-use crate::{checktxt, fsutil, log};
+use crate::{checktxt, log};
 use std::io::Read;
 use std::os::unix::io::AsRawFd;
 
@@ -46,38 +46,29 @@ pub fn lookup(word: &[u8]) -> Option<XCmd> {
 #[derive(Default)]
 pub struct Unsynced {
     dirs: Vec<(u64, std::fs::File)>,
-    /// the directory of the last change (most come in a row)
-    last: Vec<u8>,
 }
 
 impl Unsynced {
-    /// Remembers the file system holding `real`'s directory.
-    pub fn touch(&mut self, real: &[u8]) {
-        let dir = fsutil::parent_dir(real);
-        if dir == self.last.as_slice() && !self.dirs.is_empty() {
+    /// Remembers the file system holding the entry's directory.
+    pub fn touch(&mut self, place: &Place) {
+        let Ok(dev) = place.dir_dev() else { return };
+        if self.dirs.iter().any(|(d, _)| *d == dev) {
             return;
         }
-        self.last = dir.to_vec();
-        use std::os::unix::fs::MetadataExt;
-        let Ok(m) = std::fs::symlink_metadata(crate::paths::as_path(dir)) else {
-            return;
-        };
-        if self.dirs.iter().any(|(d, _)| *d == m.dev()) {
-            return;
-        }
-        if let Ok(f) = std::fs::File::open(crate::paths::as_path(dir)) {
-            self.dirs.push((m.dev(), f));
+        if let Ok(f) = place.open_dir() {
+            self.dirs.push((dev, f));
         }
     }
 
-    /// syncfs on each remembered file system.
-    pub fn sync(&mut self) {
-        self.last.clear();
+    /// syncfs on each remembered file system; an error means the batch is
+    /// not durable and must not be acknowledged.
+    pub fn sync(&mut self) -> std::io::Result<()> {
         for (_, f) in self.dirs.drain(..) {
-            unsafe {
-                libc::syncfs(f.as_raw_fd());
+            if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+                return Err(std::io::Error::last_os_error());
             }
         }
+        Ok(())
     }
 }
 
@@ -99,7 +90,12 @@ pub fn content_digest(r: &mut impl Read) -> std::io::Result<String> {
 impl Session<'_> {
     /// Makes the batch answered so far durable, then sends its replies.
     pub(super) fn settle(&mut self) -> Result<(), crate::Fatal> {
-        self.unsynced.sync();
+        self.unsynced.sync().map_err(|e| {
+            crate::Fatal::msg(format!(
+                "Cannot make the received files durable (syncfs): {}",
+                log::strerror(&e)
+            ))
+        })?;
         self.db.commit()?;
         self.conn
             .uncork_flush()
@@ -249,7 +245,9 @@ impl Session<'_> {
                 set_time(p, mtime)
             });
         }
-        self.unsynced.touch(real);
+        if let Ok(p) = place {
+            self.unsynced.touch(p);
+        }
         self.put_done(file, place.as_ref().ok(), result, created)
     }
 

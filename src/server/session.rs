@@ -395,6 +395,14 @@ impl<'a> Session<'a> {
             Cmd::Setime => on(&place, |p| set_time(p, num(tok(3)))),
             Cmd::Hello | Cmd::Group | Cmd::Bye | Cmd::List => unreachable!(),
         };
+        // lock-step changes in a pipelined session are synced with the
+        // batch their reply belongs to
+        if self.pipelined
+            && cmd.changes()
+            && let Ok(p) = &place
+        {
+            self.unsynced.touch(p);
+        }
         if cmd.changes()
             && let Err(f) =
                 self.update_db(&file, place.as_ref().ok(), cmd.updates() && result.is_ok())
@@ -974,6 +982,11 @@ pub(super) fn write_replacing(
         }
     }
     temp.commit(place).map_err(|e| log::strerror(&e))?;
+    if durable {
+        // the rename too, or a crash could bring back the old file while
+        // the database already knows the new one
+        place.sync_dir().map_err(|e| log::strerror(&e))?;
+    }
     Ok(meta_result)
 }
 

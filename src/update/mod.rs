@@ -33,8 +33,8 @@ pub struct UpdateOptions<'a> {
 enum SigUse<'p> {
     /// only its length matters
     Skip,
-    /// compare it with the signature of this local file
-    Compare(&'p std::path::Path),
+    /// compare it with the signature of this local file (logical, real)
+    Compare(&'p [u8], &'p [u8]),
 }
 
 /// The signature in a SIG answer.
@@ -427,8 +427,8 @@ impl<'a> PeerRun<'a, '_> {
                 std::io::copy(body, &mut std::io::sink())?;
                 Ok(SigSeen::Len(n))
             }
-            SigUse::Compare(path) => {
-                let r = match std::fs::File::open(path) {
+            SigUse::Compare(file, real) => {
+                let r = match crate::beneath::open_file(file, real) {
                     Ok(mut f) => delta::signature_equals(&mut f, body, n)?,
                     Err(e) => {
                         std::io::copy(body, &mut std::io::sink())?;
@@ -596,7 +596,7 @@ impl<'a> PeerRun<'a, '_> {
             let mine = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
             // whole strings: the real client stops at the shorter one (Q2)
             let usage = if text == mine && st.is_file() {
-                SigUse::Compare(crate::paths::as_path(real))
+                SigUse::Compare(file, real)
             } else {
                 SigUse::Skip
             };
@@ -784,7 +784,7 @@ impl<'a> PeerRun<'a, '_> {
             }
         };
         // the delta is spooled, so its size is known before it is sent
-        let spooled = std::fs::File::open(crate::paths::as_path(real)).and_then(|mut f| {
+        let spooled = crate::beneath::open_file(file, real).and_then(|mut f| {
             let mut tmp = fsutil::anon_tempfile()?;
             let mut w = std::io::BufWriter::with_capacity(256 * 1024, &mut tmp);
             delta::delta_stream(&sig, &mut f, &mut w)

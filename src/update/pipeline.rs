@@ -389,7 +389,7 @@ impl<'r> PeerRun<'_, '_> {
         let job = &mut p.jobs[j];
         let mut same = text == job.text;
         if same && job.st.is_file() {
-            let mine = std::fs::File::open(crate::paths::as_path(&job.real))
+            let mine = crate::beneath::open_file(&job.row.filename, &job.real)
                 .and_then(|mut f| content_digest(&mut f));
             match mine {
                 Ok(d) => same = d.as_bytes() == digest.as_slice(),
@@ -474,7 +474,7 @@ impl<'r> PeerRun<'_, '_> {
         let mut content = None;
         if matches!(c, Change::Put) && st.is_file() {
             // opened first: a file we cannot read sends nothing
-            match std::fs::File::open(crate::paths::as_path(&job.real))
+            match crate::beneath::open_file(&job.row.filename, &job.real)
                 .and_then(|f| f.metadata().map(|m| (f, m.len())))
             {
                 Ok(x) => content = Some(x),
