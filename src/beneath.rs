@@ -384,6 +384,34 @@ impl Place {
         self.open_dir()?.sync_all()
     }
 
+    /// (device, inode) of the directory.
+    pub fn dir_id(&self) -> io::Result<(u64, u64)> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check(unsafe { libc::fstat(self.d(), &mut st) })?;
+        Ok((st.st_dev, st.st_ino))
+    }
+
+    /// Removes temporary files a killed server left in the directory.
+    pub fn remove_stale_temps(&self) {
+        let Ok(f) = self.open_dir() else { return };
+        use std::os::fd::IntoRawFd;
+        let dirp = unsafe { libc::fdopendir(f.into_raw_fd()) };
+        if dirp.is_null() {
+            return;
+        }
+        loop {
+            let ent = unsafe { libc::readdir(dirp) };
+            if ent.is_null() {
+                break;
+            }
+            let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+            if is_temp_name(name.to_bytes()) {
+                unsafe { libc::unlinkat(self.d(), name.as_ptr(), 0) };
+            }
+        }
+        unsafe { libc::closedir(dirp) };
+    }
+
     /// The device of the directory (its file system).
     pub fn dir_dev(&self) -> io::Result<u64> {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -460,11 +488,21 @@ fn suffix() -> String {
         .collect()
 }
 
-/// `.<base>.XXXXXX`, as the real server names its temporary files.
+/// What every temporary name starts with. A server killed between linking
+/// a finished file under such a name and renaming it over the target leaves
+/// one behind: the check never records it (so it is never synced) and the
+/// next session writing into that directory removes it.
+pub const TEMP_PREFIX: &[u8] = b".csync2-tmp.";
+
+pub fn is_temp_name(name: &[u8]) -> bool {
+    name.starts_with(TEMP_PREFIX)
+}
+
+/// `.csync2-tmp.<base>.XXXXXX`.
 fn temp_name(base: &[u8]) -> Vec<u8> {
     // within NAME_MAX
-    let base = &base[..base.len().min(240)];
-    let mut n = b".".to_vec();
+    let base = &base[..base.len().min(230)];
+    let mut n = TEMP_PREFIX.to_vec();
     n.extend_from_slice(base);
     n.push(b'.');
     n.extend_from_slice(suffix().as_bytes());
@@ -691,6 +729,11 @@ mod tests {
         assert_eq!(count(), 2);
         t.commit(&pl).unwrap();
         assert_eq!(std::fs::read(d.join("tree/d/f")).unwrap(), b"three");
+        assert_eq!(count(), 1);
+        // a leftover (a kill between link and rename) is recognised and removed
+        std::fs::write(d.join("tree/d/.csync2-tmp.f.AbC123"), b"x").unwrap();
+        assert!(is_temp_name(b".csync2-tmp.f.AbC123") && !is_temp_name(b".f.AbC123"));
+        pl.remove_stale_temps();
         assert_eq!(count(), 1);
         // a symlink in place is replaced, its target untouched
         let pl = Place::resolve(&p("/tree/flink"), 0).unwrap();

@@ -214,7 +214,7 @@ impl<'a> Checker<'a> {
                 "/* .."
             ),
         );
-        let mut entries = match fsutil::read_dir(real, |_| true) {
+        let mut entries = match fsutil::read_dir(real, |n| !crate::beneath::is_temp_name(n)) {
             Ok(e) => e,
             Err(e) => {
                 log::error(msg!(
@@ -233,7 +233,8 @@ impl<'a> Checker<'a> {
         for e in entries.into_iter().rev() {
             let child = join(name, &e.name);
             let child_real = join(real, &e.name);
-            // an entry that vanished between the scan and the stat is skipped
+            // an entry that vanished between the scan and the stat is
+            // skipped, and so is a server's temporary file
             let Some(st) = e.stat else { continue };
             relevant |= self.walk(pass, &child, &child_real, true, Some((st, e.target)))?;
         }

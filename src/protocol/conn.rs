@@ -115,6 +115,11 @@ impl Conn {
         Ok(())
     }
 
+    /// A whole request line is already read ahead.
+    pub fn has_buffered_line(&self) -> bool {
+        self.inner.buffer().contains(&b'\n')
+    }
+
     pub fn set_input_fd(&mut self, fd: Option<std::os::unix::io::RawFd>) {
         self.input_fd = fd;
     }

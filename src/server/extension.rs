@@ -88,8 +88,17 @@ pub fn content_digest(r: &mut impl Read) -> std::io::Result<String> {
 }
 
 impl Session<'_> {
-    /// Makes the batch answered so far durable, then sends its replies.
+    /// Makes the batch answered so far durable (file systems a pipelined
+    /// session changed, then the database), then sends its replies.
     pub(super) fn settle(&mut self) -> Result<(), crate::Fatal> {
+        self.make_durable()?;
+        self.conn
+            .uncork_flush()
+            .map_err(|_| crate::Fatal::msg("Connection closed."))
+    }
+
+    /// Syncs the file systems a pipelined session changed, then commits.
+    pub(super) fn make_durable(&mut self) -> Result<(), crate::Fatal> {
         self.unsynced.sync().map_err(|e| {
             crate::Fatal::msg(format!(
                 "Cannot make the received files durable (syncfs): {}",
@@ -97,9 +106,7 @@ impl Session<'_> {
             ))
         })?;
         self.db.commit()?;
-        self.conn
-            .uncork_flush()
-            .map_err(|_| crate::Fatal::msg("Connection closed."))
+        Ok(())
     }
 
     /// An extension command; Ok(false) ends the session.
@@ -111,7 +118,6 @@ impl Session<'_> {
                 return Ok(true);
             }
             self.pipelined = true;
-            self.conn.set_corked(true);
             self.reply(OK_PIPELINING)?;
             return Ok(true);
         }
@@ -268,6 +274,7 @@ impl Session<'_> {
         let skip_own = self.cfg.ignore.uid && self.cfg.ignore.gid;
         let skip_mod = self.cfg.ignore.mode;
         let mode = (num(mode) as u32 & 0o7777) as libc::mode_t;
+        self.clean_once(place);
         let tempdir = self.cfg.tempdir.clone();
         let mut reader = self.conn.blob_reader(n);
         let result = write_replacing(

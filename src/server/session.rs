@@ -39,6 +39,8 @@ pub struct Session<'a> {
     pub(super) pipelined: bool,
     /// file systems changed since the last batch sync (pipelined sessions)
     pub(super) unsynced: super::extension::Unsynced,
+    /// directories already cleared of stale temporary files
+    cleaned: std::collections::HashSet<(u64, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -174,6 +176,7 @@ impl<'a> Session<'a> {
             groups_set: false,
             pipelined: false,
             unsynced: Default::default(),
+            cleaned: Default::default(),
         }
     }
 
@@ -182,13 +185,17 @@ impl<'a> Session<'a> {
     }
 
     pub fn run(&mut self) -> End {
+        // replies wait for the database commit of what they answer: a
+        // client that saw OK drops its dirty row, so the change must not
+        // be lost here by a crash right after the reply
+        self.conn.set_corked(true);
         let end = self.run_loop();
-        if self.pipelined
-            && let Err(f) = self.settle()
-        {
+        // the last replies (BYE's) go out if the peer still listens
+        if let Err(f) = self.make_durable() {
             log::debug(0, &f.0);
             return End::Fatal;
         }
+        let _ = self.conn.uncork_flush();
         end
     }
 
@@ -196,16 +203,18 @@ impl<'a> Session<'a> {
         loop {
             // never hold the database's write lock while waiting for the
             // client: other sessions (and local runs) would time out
-            if !self.conn.has_buffered() || self.conn.pending_out() >= CORK_LIMIT / 2 {
-                let r = if self.pipelined {
-                    self.settle()
-                } else {
-                    self.db.commit().map_err(Fatal::from)
-                };
-                if let Err(e) = r {
-                    log::debug(0, &e.0);
-                    return End::Fatal;
-                }
+            // (a lock-step client waits for each reply: answer unless a
+            // whole request is already here)
+            let more = if self.pipelined {
+                self.conn.has_buffered()
+            } else {
+                self.conn.has_buffered_line()
+            };
+            if (!more || self.conn.pending_out() >= CORK_LIMIT / 2)
+                && let Err(e) = self.settle()
+            {
+                log::debug(0, &e.0);
+                return End::Fatal;
             }
             let line = match self.conn.read_request_line(SERVER_LINE_MAX) {
                 Ok(Some(l)) => l,
@@ -499,6 +508,16 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         p.chmod(mode).map_err(|e| log::strerror(&e))
+    }
+
+    /// Before the first write into a directory in this session: remove
+    /// what a killed server left there.
+    pub(super) fn clean_once(&mut self, p: &Place) {
+        if let Ok(id) = p.dir_id()
+            && self.cleaned.insert(id)
+        {
+            p.remove_stale_temps();
+        }
     }
 
     /// Where a peer's name is on disk, beneath its root (the prefix's
@@ -822,7 +841,7 @@ impl<'a> Session<'a> {
         if let Some(mut f) = file {
             self.conn.send_stream(&mut f)?;
         }
-        self.conn.flush()?;
+        self.conn.uncork_flush()?;
         Ok(true)
     }
 
@@ -900,13 +919,14 @@ impl<'a> Session<'a> {
         };
         self.reply(protocol::OK_SEND_DATA)?;
         self.send_sig(sig)?;
-        if self.pipelined {
-            // the client waits for the signature before it sends the delta
-            self.conn.uncork_flush()?;
-        }
+        // the client waits for the signature before it sends the delta
+        self.conn.uncork_flush()?;
         let Some(n) = self.conn.read_blob_header()? else {
             return Ok(Err("Input/output error".to_string()));
         };
+        if let Ok(p) = place {
+            self.clean_once(p);
+        }
         let tempdir = self.cfg.tempdir.clone();
         let mut reader = self.conn.blob_reader(n);
         let durable = !self.pipelined;
