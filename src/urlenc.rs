@@ -35,15 +35,25 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-/// `strtol(XX, 16)` on the two bytes after a `%`: as many leading hex digits
-/// as there are (after optional blanks, sign and `0x`, which cannot fit in
-/// two bytes except as "0x"), else 0.
+/// `strtol(XX, 16)` on the two bytes after a `%`, stored in a C char: an
+/// optional blank (in a token only VT or FF) and sign, then as many hex
+/// digits as there are ("0x" alone gives 0), else 0. So `%+5` is 5 and
+/// `%-1` is 0xFF.
 fn strtol2(a: u8, b: u8) -> u8 {
-    match (hex_val(a), hex_val(b)) {
-        (Some(x), Some(y)) => x * 16 + y,
-        (Some(x), None) => x,
-        _ => 0,
+    let s = [a, b];
+    let mut i = usize::from(matches!(a, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'));
+    let neg = s.get(i) == Some(&b'-');
+    if matches!(s.get(i), Some(b'+' | b'-')) {
+        i += 1;
     }
+    let mut v: u8 = 0;
+    for &c in &s[i..] {
+        match hex_val(c) {
+            Some(d) => v = v * 16 + d,
+            None => break,
+        }
+    }
+    if neg { v.wrapping_neg() } else { v }
 }
 
 /// Whether `decode` keeps all of `s` (no `%00` or `%` + non-hex cutting
@@ -117,5 +127,21 @@ mod tests {
         assert_eq!(decode(b"x%00y"), b"x");
         assert!(!decodes_whole(b"x%00y") && !decodes_whole(b"%zz") && !decodes_whole(b"a%0g"));
         assert!(decodes_whole(b"a%20b%2") && decodes_whole(b"%"));
+    }
+
+    /// Found by fuzzing (fuzz/regressions/tokenize/): C strtol skips a
+    /// leading blank and takes a sign, which fit in the two bytes.
+    #[test]
+    fn decode_blank_and_sign_like_strtol() {
+        assert_eq!(decode(b"% 1"), b"\x01");
+        assert_eq!(decode(b"a%+5b"), b"a\x05b");
+        assert_eq!(decode(b"a%-1b"), b"a\xffb");
+        assert_eq!(decode(b"%-f"), b"\xf1");
+        assert_eq!(decode(b"%\x0bA%\x0c7"), b"\x0a\x07");
+        assert_eq!(decode(b"x%+0y"), b"x");
+        assert_eq!(decode(b"x%-xy"), b"x");
+        assert_eq!(decode(b"x%0xy"), b"x");
+        assert_eq!(decode(b"x% 9"), b"x\x09");
+        assert!(decodes_whole(b"%+5%-1") && !decodes_whole(b"%+x") && !decodes_whole(b"%\x0b "));
     }
 }
