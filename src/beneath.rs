@@ -58,6 +58,13 @@ fn open_fd(r: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
+/// (device, inode) of an open file.
+fn dev_ino(fd: RawFd) -> io::Result<(u64, u64)> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// A directory given by the configuration (symlinks allowed: the admin
 /// chose the path).
 fn open_trusted(path: &[u8]) -> io::Result<OwnedFd> {
@@ -195,10 +202,6 @@ impl Place {
 
     fn d(&self) -> RawFd {
         self.dir.as_raw_fd()
-    }
-
-    pub fn name(&self) -> &CStr {
-        &self.name
     }
 
     pub fn lstat(&self) -> io::Result<Stat> {
@@ -386,9 +389,7 @@ impl Place {
 
     /// (device, inode) of the directory.
     pub fn dir_id(&self) -> io::Result<(u64, u64)> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        check(unsafe { libc::fstat(self.d(), &mut st) })?;
-        Ok((st.st_dev, st.st_ino))
+        dev_ino(self.d())
     }
 
     /// Removes temporary files a killed server left in the directory.
@@ -412,13 +413,6 @@ impl Place {
         unsafe { libc::closedir(dirp) };
     }
 
-    /// The device of the directory (its file system).
-    pub fn dir_dev(&self) -> io::Result<u64> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        check(unsafe { libc::fstat(self.d(), &mut st) })?;
-        Ok(st.st_dev)
-    }
-
     /// A new file that becomes this entry on [`Temp::commit`]; until then
     /// it has no name (O_TMPFILE) where the file system allows, so a crash
     /// leaves nothing behind. `tempdir`: the configured place for temporary
@@ -427,13 +421,9 @@ impl Place {
         let mut dir = None;
         if let Some(t) = tempdir
             && let Ok(fd) = open_trusted(t)
+            && dev_ino(fd.as_raw_fd())?.0 == self.dir_id()?.0
         {
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0
-                && st.st_dev == self.dir_dev()?
-            {
-                dir = Some(fd);
-            }
+            dir = Some(fd);
         }
         let dir = match dir {
             Some(d) => d,

@@ -23,32 +23,6 @@ use std::time::{Duration, Instant};
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A tmpfs mounted for the test's lifetime.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Tmpfs {
-        std::fs::create_dir_all(dir).expect("create tmpfs mount point");
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=8g", "csync2-bigfile"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(ok.success(), "mount tmpfs on {}", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// A finished process: exit code, peak RSS (KiB; wait4's figure, which also
 /// covers the `mount` the node's wrapper runs first, so never less than the
 /// truth), output.
@@ -274,7 +248,7 @@ fn run_mode(
         transport.suffix()
     ));
     let _ = std::fs::remove_dir_all(&base);
-    let _fs = Tmpfs::mount(&base);
+    let _fs = Tmpfs::mount(&base, "csync2-bigfile", "8g");
     std::fs::create_dir_all(base.join("sync")).expect("create sync dir");
     let r = Run::with_transport(
         "bigfile",

@@ -137,63 +137,14 @@ fn seed() -> u64 {
     t ^ ((std::process::id() as u64) << 32)
 }
 
-/// A tmpfs mounted for the test's lifetime.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Tmpfs {
-        std::fs::create_dir_all(dir).expect("create the tmpfs mount point");
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=10g", "csync2-netkill"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(
-            ok.success(),
-            "mount a tmpfs on {} (needs root)",
-            dir.display()
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// Live processes whose parent is `pid` (the session processes of a `-ii`
-/// server), from /proc/PID/task/*/children.
+/// server).
 fn children(pid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return v;
-    };
-    for t in tasks.flatten() {
-        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        for c in text
-            .split_whitespace()
-            .filter_map(|x| x.parse::<u32>().ok())
-        {
-            // a zombie is already dead
-            let zombie = std::fs::read_to_string(format!("/proc/{c}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rfind(')')
-                        .map(|i| s[i + 1..].trim_start().starts_with('Z'))
-                })
-                .unwrap_or(true);
-            if !zombie {
-                v.push(c);
-            }
-        }
-    }
-    v
+    children_with_state(pid)
+        .into_iter()
+        .filter(|&(_, state)| state != 'Z')
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// The processes holding a socket that listens on addr:port (from
@@ -1846,7 +1797,7 @@ fn sigkill_during_push() {
     let hs = hosts(TEST, IDX, 2);
     let base = PathBuf::from(format!("/tmp/c2net-{}-{TEST}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
-    let fs = Tmpfs::mount(&base);
+    let fs = Tmpfs::mount(&base, "csync2-netkill", "10g");
     std::fs::create_dir_all(base.join("sync")).expect("create the sync dir");
     // (mode, port slot, kills during small pushes, kills during big pushes)
     let plan = [(MODE_D, 0, 15, 3), (MODE_C, 1, 16, 0), (MODE_B, 2, 16, 0)];

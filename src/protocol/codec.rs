@@ -5,22 +5,22 @@ use crate::urlenc;
 /// At most this many tokens of a line are kept.
 pub const MAX_TOKENS: usize = 32;
 
+/// The raw tokens of a line: split on runs of SPACE/TAB/CR/LF.
+fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .filter(|t| !t.is_empty())
+}
+
 /// Splits a line on runs of SPACE/TAB/CR/LF and URL-decodes every token.
 /// Returns None for a line of separators only (which gets no answer).
 pub fn tokenize(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let toks: Vec<Vec<u8>> = line
-        .split(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .filter(|t| !t.is_empty())
-        .take(MAX_TOKENS)
-        .map(urlenc::decode)
-        .collect();
+    let toks: Vec<Vec<u8>> = words(line).take(MAX_TOKENS).map(urlenc::decode).collect();
     if toks.is_empty() { None } else { Some(toks) }
 }
 
 /// Whether token `i` of a line is cut short by decoding (a NUL in it).
 pub fn cut_short(line: &[u8], i: usize) -> bool {
-    line.split(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .filter(|t| !t.is_empty())
+    words(line)
         .nth(i)
         .is_some_and(|t| !urlenc::decodes_whole(t))
 }

@@ -51,7 +51,7 @@ pub struct Unsynced {
 impl Unsynced {
     /// Remembers the file system holding the entry's directory.
     pub fn touch(&mut self, place: &Place) {
-        let Ok(dev) = place.dir_dev() else { return };
+        let Ok((dev, _)) = place.dir_id() else { return };
         if self.dirs.iter().any(|(d, _)| *d == dev) {
             return;
         }

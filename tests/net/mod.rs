@@ -648,6 +648,33 @@ impl Drop for Proc {
     }
 }
 
+/// A tmpfs mounted for a test's lifetime (big files without the disk).
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, label: &str, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("create the tmpfs mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), label])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            ok.success(),
+            "mount a tmpfs on {} (needs root)",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// Processes whose parent is `pid` (forked `-ii` session children).
 pub fn children_of(pid: u32) -> Vec<u32> {
     children_with_state(pid)
