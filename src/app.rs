@@ -7,7 +7,9 @@ use crate::config::{self, Config, ParseOptions, matcher::Class};
 use crate::db::{self, Db};
 use crate::mark::{self, MarkOptions};
 use crate::paths;
+use crate::update::stream::Streamer;
 use crate::{Fatal, action, cleanup, keygen, listing, log, msg};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -330,40 +332,12 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
                 },
                 dump_dir_fd: o.dump_dir_fd,
             };
-            let args = reals();
-            match mode {
-                Mode::Simple if args.is_empty() => {
-                    // -x without files: always a recursive check of `/`
-                    Checker::new(cfg, db, &copts).check_real(b"/", true)?;
-                }
-                Mode::Simple => {
-                    let mut checker = Checker::new(cfg, db, &copts);
-                    for real in &args {
-                        warn_useless(cfg, real, o.recursive, false);
-                        checker.check_real(real, o.recursive)?;
-                    }
-                }
-                Mode::CheckUpdate if args.is_empty() => check_hints(cfg, db, &copts)?,
-                Mode::CheckUpdate => {
-                    let mut checker = Checker::new(cfg, db, &copts);
-                    for real in &args {
-                        warn_useless(cfg, real, o.recursive, false);
-                        checker.check_real(real, o.recursive)?;
-                    }
-                }
-                _ => {
-                    for real in &args {
-                        warn_useless(cfg, real, o.recursive, false);
-                    }
-                }
-            }
-            db.commit()?;
             let port = o.port();
             let uopts = crate::update::UpdateOptions {
                 dry_run: o.dry_run,
                 recursive: o.recursive,
                 only_peers: o.only_peers.as_deref().map(cli::split_list),
-                args,
+                args: reals(),
                 client: crate::client::ClientOptions {
                     bind_name: o.hostname.as_deref(),
                     port,
@@ -371,7 +345,48 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
                     groups: o.only_groups.as_deref(),
                 },
             };
-            crate::update::update(cfg, db, &uopts)?;
+            let mut streamed = HashMap::new();
+            match mode {
+                Mode::Simple if uopts.args.is_empty() && streams(o) => {
+                    // -x without files: always a recursive check of `/`;
+                    // csync2-rs peers get the changes while it walks
+                    streamed = std::thread::scope(|s| -> Result<_, Fatal> {
+                        let only = uopts.only_peers.as_deref();
+                        let mut st = Streamer::new(s, cfg, db, &uopts.client, only)?;
+                        let mut changed = |f: &[u8]| st.changed(f);
+                        let checked = Checker::new(cfg, db, &copts)
+                            .watch(&mut changed)
+                            .check_real(b"/", true);
+                        let out = st.finish();
+                        checked.map(|_| out)
+                    })?;
+                }
+                Mode::Simple if uopts.args.is_empty() => {
+                    Checker::new(cfg, db, &copts).check_real(b"/", true)?;
+                }
+                Mode::Simple => {
+                    let mut checker = Checker::new(cfg, db, &copts);
+                    for real in &uopts.args {
+                        warn_useless(cfg, real, o.recursive, false);
+                        checker.check_real(real, o.recursive)?;
+                    }
+                }
+                Mode::CheckUpdate if uopts.args.is_empty() => check_hints(cfg, db, &copts)?,
+                Mode::CheckUpdate => {
+                    let mut checker = Checker::new(cfg, db, &copts);
+                    for real in &uopts.args {
+                        warn_useless(cfg, real, o.recursive, false);
+                        checker.check_real(real, o.recursive)?;
+                    }
+                }
+                _ => {
+                    for real in &uopts.args {
+                        warn_useless(cfg, real, o.recursive, false);
+                    }
+                }
+            }
+            db.commit()?;
+            crate::update::update(cfg, db, &uopts, streamed)?;
             Ok(0)
         }
         Mode::Test { diff } => {
@@ -401,4 +416,11 @@ fn dispatch(o: &Options, mode: Mode, cfg: &Config, db: &mut Db) -> Result<i32, F
         }
         Mode::Server(_) => unreachable!("handled before the config is read"),
     }
+}
+
+/// `-x` may send changes while it checks: not in a dry run, with `-I`
+/// (nothing is marked), with `-F` (forced rows take the lock-step path) or
+/// without pipelining.
+fn streams(o: &Options) -> bool {
+    !o.dry_run && !o.init && !o.force_new && std::env::var_os("CSYNC2_NO_PIPELINE").is_none()
 }

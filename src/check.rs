@@ -39,7 +39,13 @@ pub struct Checker<'a> {
     /// directories known not to be symlinks
     plain_dirs: FastMap<Vec<u8>, bool>,
     out: std::io::BufWriter<std::io::Stdout>,
+    /// told of each new or changed file as the walk finds it (before the
+    /// database records it)
+    watch: Option<Watch<'a>>,
 }
+
+/// Told of each new or changed file (see [`Checker::watch`]).
+pub type Watch<'a> = &'a mut dyn FnMut(&[u8]);
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(dir.len() + name.len() + 1);
@@ -59,7 +65,14 @@ impl<'a> Checker<'a> {
             opts,
             plain_dirs: FastMap::default(),
             out: std::io::BufWriter::new(std::io::stdout()),
+            watch: None,
         }
+    }
+
+    /// Tells `w` of each new or changed file that gets marked dirty.
+    pub fn watch(mut self, w: Watch<'a>) -> Checker<'a> {
+        self.watch = Some(w);
+        self
     }
 
     /// Checks a canonical real path, then its prefix-encoded forms.
@@ -265,6 +278,11 @@ impl<'a> Checker<'a> {
             Some(s) if *s == text => return Ok(()),
             Some(_) => log::debug(2, msg!("File has changed: ", name)),
             None => log::debug(2, msg!("New file: ", name)),
+        }
+        if !self.opts.init
+            && let Some(w) = self.watch.as_mut()
+        {
+            w(name);
         }
         match &mut pass.changes {
             Some(list) => list.push((name.to_vec(), text)),

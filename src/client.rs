@@ -85,6 +85,16 @@ pub fn open(
     peer: &[u8],
     opts: &ClientOptions,
 ) -> Result<Session, OpenError> {
+    open_pinning(cfg, peer, opts, &mut |der| crate::tls::pin(db, peer, der))
+}
+
+/// As [`open`]; `pin` checks (and records) the peer's certificate.
+pub fn open_pinning(
+    cfg: &Config,
+    peer: &[u8],
+    opts: &ClientOptions,
+    pin: &mut dyn FnMut(&[u8]) -> Result<bool, crate::db::DbError>,
+) -> Result<Session, OpenError> {
     let plain = plain_allowed(cfg, peer);
     log::debug(
         1,
@@ -106,7 +116,7 @@ pub fn open(
             crate::tls::load_identity(&crate::app::system_dir()).map_err(OpenError::Tls)?;
         let est = crate::tls::connect(conn.into_stream(), identity, peer)
             .map_err(|m| OpenError::Tls(format!("SSL: handshake failed: {m}")))?;
-        match crate::tls::pin(db, peer, &est.peer_cert) {
+        match pin(&est.peer_cert) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(OpenError::Tls(

@@ -93,6 +93,8 @@ fn clock_prefix() -> String {
 pub enum Held {
     Log(u32, Vec<u8>),
     Stdout(Vec<u8>),
+    /// a [`raw_stderr`] line (the -vvv protocol trace)
+    Raw(Vec<u8>),
 }
 
 thread_local! {
@@ -116,6 +118,7 @@ pub fn replay(held: Vec<Held>) {
         match h {
             Held::Log(level, msg) => debug(level, msg),
             Held::Stdout(b) => stdout(&b),
+            Held::Raw(b) => raw_stderr(&b),
         }
     }
 }
@@ -177,6 +180,16 @@ pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
 
 /// A line that always goes to stderr with the prefixes, even with `-l`.
 pub fn raw_stderr(msg: &[u8]) {
+    let held = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(v) => {
+            v.push(Held::Raw(msg.to_vec()));
+            true
+        }
+        None => false,
+    });
+    if held {
+        return;
+    }
     let _g = LOCK.lock();
     let shown = PROGRESS.lock().map(|p| p.clone()).unwrap_or_default();
     let mut line = Vec::new();

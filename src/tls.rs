@@ -530,10 +530,7 @@ pub fn cert_hex(der: &[u8]) -> Vec<u8> {
 pub fn pin(db: &mut crate::db::Db, peer: &[u8], der: &[u8]) -> Result<bool, crate::db::DbError> {
     let hex = cert_hex(der);
     match db.peer_cert(peer)? {
-        Some(known) => {
-            crate::log::debug(2, crate::msg!("Peer x509 certificate is: ", hex));
-            Ok(known == hex)
-        }
+        Some(known) => Ok(matches_pinned(&known, der)),
         None => {
             crate::log::debug(1, crate::msg!("Adding peer x509 certificate to db: ", hex));
             db.add_peer_cert(peer, &hex)?;
@@ -541,6 +538,13 @@ pub fn pin(db: &mut crate::db::Db, peer: &[u8], der: &[u8]) -> Result<bool, crat
             Ok(true)
         }
     }
+}
+
+/// The certificate is the one pinned for the peer (`known`: its hex).
+pub fn matches_pinned(known: &[u8], der: &[u8]) -> bool {
+    let hex = cert_hex(der);
+    crate::log::debug(2, crate::msg!("Peer x509 certificate is: ", hex));
+    known == hex.as_slice()
 }
 
 #[cfg(test)]

@@ -166,6 +166,8 @@ impl<'a> Session<'a> {
         peer: &'a Peer,
         tls: bool,
     ) -> Session<'a> {
+        // replies wait for the commit anyway (`settle`)
+        db.batch_from_start();
         Session {
             cfg,
             db,

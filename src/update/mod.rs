@@ -13,11 +13,12 @@ use crate::protocol::conn::ConnError;
 use crate::protocol::{self, Status, codec, delta};
 use crate::urlenc;
 use crate::{Fatal, log, msg};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use std::io::Write;
 
 mod pipeline;
+pub mod stream;
 
 pub struct UpdateOptions<'a> {
     pub dry_run: bool,
@@ -83,7 +84,14 @@ impl From<ConnError> for Broken {
     }
 }
 
-pub fn update(cfg: &Config, db: &mut Db, opts: &UpdateOptions) -> Result<(), Fatal> {
+/// `streamed`: what [`stream`] already sent to each peer during the check.
+pub fn update(
+    cfg: &Config,
+    db: &mut Db,
+    opts: &UpdateOptions,
+    mut streamed: HashMap<Vec<u8>, stream::Streamed>,
+) -> Result<(), Fatal> {
+    db.batch_from_start();
     let mut peers = db.dirty_peers()?;
     // the real client walks `GROUP BY peername` from the end
     peers.sort_by_key(|p| urlenc::encode(p));
@@ -93,7 +101,12 @@ pub fn update(cfg: &Config, db: &mut Db, opts: &UpdateOptions) -> Result<(), Fat
         {
             continue;
         }
-        update_peer(cfg, db, opts, peer)?;
+        update_peer(cfg, db, opts, peer, streamed.remove(peer))?;
+    }
+    for (_, s) in streamed {
+        if let Some(Ok(session)) = s.session {
+            session.close();
+        }
     }
     Ok(())
 }
@@ -191,11 +204,44 @@ fn dry_line(code: &str, peer: &[u8], file: &[u8]) {
     log::stdout(&line);
 }
 
-fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> Result<(), Fatal> {
+fn update_peer(
+    cfg: &Config,
+    db: &mut Db,
+    opts: &UpdateOptions,
+    peer: &[u8],
+    streamed: Option<stream::Streamed>,
+) -> Result<(), Fatal> {
     if peer_rows(cfg, db, opts, peer)?.is_empty() {
+        if let Some(stream::Streamed {
+            session: Some(Ok(s)),
+            ..
+        }) = streamed
+        {
+            s.close();
+        }
         return Ok(());
     }
-    let mut session = match client::open(cfg, db, peer, &opts.client) {
+    let (opened, negotiated, done) = match streamed {
+        Some(stream::Streamed {
+            session: Some(opened),
+            held,
+            done,
+            ..
+        }) => {
+            log::replay(held);
+            (opened, true, done)
+        }
+        Some(s) => {
+            log::replay(s.held);
+            (client::open(cfg, db, peer, &opts.client), false, s.done)
+        }
+        None => (
+            client::open(cfg, db, peer, &opts.client),
+            false,
+            HashMap::new(),
+        ),
+    };
+    let mut session = match opened {
         Ok(s) => s,
         Err(OpenError::Tls(m)) => {
             // fatal for the whole run, as in the real client (Q32)
@@ -207,7 +253,7 @@ fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> 
             return Ok(());
         }
     };
-    if session.negotiate_pipeline().is_err() {
+    if !negotiated && session.negotiate_pipeline().is_err() {
         log::error("Connection closed.");
         return Ok(());
     }
@@ -219,6 +265,7 @@ fn update_peer(cfg: &Config, db: &mut Db, opts: &UpdateOptions, peer: &[u8]) -> 
         session: &mut session,
         missing: HashSet::new(),
         progress: Progress::new(peer, 0, 0),
+        streamed: done,
     };
     let errors_at_start = log::errors();
     loop {
@@ -273,6 +320,9 @@ struct PeerRun<'a, 'o> {
     /// parent directories already reported missing in this run
     missing: HashSet<Vec<u8>>,
     progress: Progress,
+    /// files the stream during the check already brought to the peer:
+    /// file → (HELLO name, messages)
+    streamed: HashMap<Vec<u8>, (Vec<u8>, Vec<log::Held>)>,
 }
 
 impl<'a> PeerRun<'a, '_> {

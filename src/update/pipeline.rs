@@ -11,6 +11,7 @@ use crate::config::matcher::is_at_or_below;
 use crate::db::DirtyRow;
 use crate::fsutil::{self, Stat};
 use crate::log::{self, Held};
+use crate::protocol::conn::{Conn, ConnError};
 use crate::protocol::{self, Status, codec};
 use crate::server::content_digest;
 use crate::{checktxt, msg, urlenc};
@@ -24,7 +25,7 @@ const REPLY_BUDGET: usize = 48 * 1024;
 const MAX_AHEAD: usize = 1024;
 /// A changed file above this size goes as an rsync delta (lock-step);
 /// smaller ones are sent whole.
-const WHOLE_FILE_MAX: i64 = 256 * 1024;
+pub(super) const WHOLE_FILE_MAX: i64 = 256 * 1024;
 
 /// What a file still needs in lock-step.
 #[derive(Clone, Copy)]
@@ -288,6 +289,16 @@ impl<'r> PeerRun<'_, '_> {
             state: State::Finished,
             held: Vec::new(),
         };
+        if let Some((myname, held)) = self.streamed.remove(&row.filename)
+            && myname == row.myname
+            && !row.forced
+        {
+            // sent while the check ran: done as the pipeline would have
+            job.held = held;
+            self.done(&row.filename)?;
+            p.jobs.push(job);
+            return Ok(());
+        }
         let mut held = Vec::new();
         log::capture(&mut held, || self.begin(p, &mut job))?;
         job.held = held;
@@ -312,12 +323,8 @@ impl<'r> PeerRun<'_, '_> {
             return Ok(());
         }
         log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
-        let text = urlenc::encode(&job.text);
-        let line = codec::command_raw("X-STAT", &[&job.key, &job.enc, &text]);
+        let (line, cost) = stat_line(&job.key, &job.enc, &job.text);
         self.session.conn.write_all(&line)?;
-        // the reply: status, the encoded check text (about as long as ours),
-        // the digest
-        let cost = 128 + text.len();
         p.q.push_back(Waiting {
             job: p.jobs.len(),
             cost,
@@ -359,27 +366,20 @@ impl<'r> PeerRun<'_, '_> {
     }
 
     fn stat_reply(&mut self, p: &mut Pipe<'r>, j: usize) -> Result<(), PassError> {
-        let conn = &mut self.session.conn;
-        let r = conn.read_status()?;
         let file = p.jobs[j].row.filename.clone();
-        let (text, digest) = match protocol::classify(&r) {
-            Status::ParentMissing
+        let (text, digest) = match read_stat_answer(&mut self.session.conn)? {
+            StatAnswer::ParentMissing
                 if self.opts.dry_run || p.creating.contains(fsutil::parent_dir(&file)) =>
             {
                 (b"---".to_vec(), Vec::new())
             }
-            Status::ParentMissing => {
+            StatAnswer::ParentMissing => {
                 // recreated in lock-step, then the pass starts over
                 p.jobs[j].state = State::Locked(Lock::ParentMissing);
                 return Ok(());
             }
-            Status::Ok if r == protocol::OK_DATA_FOLLOWS.as_bytes() => {
-                let t = urlenc::decode(&conn.read_line(16383)?);
-                let d = conn.read_line(200)?;
-                (t, d)
-            }
-            Status::Ok => (b"---".to_vec(), Vec::new()),
-            _ => {
+            StatAnswer::Found(t, d) => (t, d),
+            StatAnswer::Refused(r) => {
                 super::sync_failed(self.peer, &file, &r);
                 self.stays();
                 p.jobs[j].state = State::Finished;
@@ -389,10 +389,8 @@ impl<'r> PeerRun<'_, '_> {
         let job = &mut p.jobs[j];
         let mut same = text == job.text;
         if same && job.st.is_file() {
-            let mine = crate::beneath::open_file(&job.row.filename, &job.real)
-                .and_then(|mut f| content_digest(&mut f));
-            match mine {
-                Ok(d) => same = d.as_bytes() == digest.as_slice(),
+            match same_content(&job.row.filename, &job.real, &digest) {
+                Ok(s) => same = s,
                 Err(e) => {
                     log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
                     job.state = State::Finished;
@@ -438,38 +436,7 @@ impl<'r> PeerRun<'_, '_> {
                 "SETIME",
                 &[&job.key, &job.enc, st.mtime.to_string().as_bytes()],
             ),
-            Change::Put => {
-                let (kind, arg): (&[u8], Vec<u8>) = if st.is_file() {
-                    (b"reg", b"-".to_vec())
-                } else if st.is_dir() {
-                    (b"dir", b"-".to_vec())
-                } else if st.is_char_device() {
-                    (b"chr", (st.rdev as i32).to_string().into_bytes())
-                } else if st.is_block_device() {
-                    (b"blk", (st.rdev as i32).to_string().into_bytes())
-                } else if st.is_fifo() {
-                    (b"fifo", b"-".to_vec())
-                } else if st.is_symlink() {
-                    let t = job.target.clone().unwrap_or_default();
-                    // as MKLINK: at most 1023 bytes (Q41)
-                    (b"link", urlenc::encode(&t[..t.len().min(1023)]))
-                } else {
-                    (b"sock", b"-".to_vec())
-                };
-                codec::command_raw(
-                    "X-PUT",
-                    &[
-                        &job.key,
-                        &job.enc,
-                        kind,
-                        &arg,
-                        (st.uid as i32).to_string().as_bytes(),
-                        (st.gid as i32).to_string().as_bytes(),
-                        (st.mode as i32).to_string().as_bytes(),
-                        st.mtime.to_string().as_bytes(),
-                    ],
-                )
-            }
+            Change::Put => put_line(&job.key, &job.enc, st, job.target.as_deref()),
         };
         let mut content = None;
         if matches!(c, Change::Put) && st.is_file() {
@@ -559,4 +526,77 @@ impl Pipe<'_> {
         self.jobs.trim(upto);
         (files, bytes)
     }
+}
+
+/// An `X-STAT` request and what its reply may cost: status, the encoded
+/// check text (about as long as ours), the digest.
+pub(super) fn stat_line(key: &[u8], enc: &[u8], text: &[u8]) -> (Vec<u8>, usize) {
+    let text = urlenc::encode(text);
+    let cost = 128 + text.len();
+    (codec::command_raw("X-STAT", &[key, enc, &text]), cost)
+}
+
+/// The peer's answer to `X-STAT`.
+pub(super) enum StatAnswer {
+    /// the directory it would go in is missing
+    ParentMissing,
+    /// (check text, content digest); `---` and no digest: no such file
+    Found(Vec<u8>, Vec<u8>),
+    /// any other reply
+    Refused(Vec<u8>),
+}
+
+pub(super) fn read_stat_answer(conn: &mut Conn) -> Result<StatAnswer, ConnError> {
+    let r = conn.read_status()?;
+    Ok(match protocol::classify(&r) {
+        Status::ParentMissing => StatAnswer::ParentMissing,
+        Status::Ok if r == protocol::OK_DATA_FOLLOWS.as_bytes() => {
+            let t = urlenc::decode(&conn.read_line(16383)?);
+            let d = conn.read_line(200)?;
+            StatAnswer::Found(t, d)
+        }
+        Status::Ok => StatAnswer::Found(b"---".to_vec(), Vec::new()),
+        _ => StatAnswer::Refused(r),
+    })
+}
+
+/// The `X-PUT` request line for an entry (a regular file's content
+/// follows it as a blob).
+pub(super) fn put_line(key: &[u8], enc: &[u8], st: &Stat, target: Option<&[u8]>) -> Vec<u8> {
+    let (kind, arg): (&[u8], Vec<u8>) = if st.is_file() {
+        (b"reg", b"-".to_vec())
+    } else if st.is_dir() {
+        (b"dir", b"-".to_vec())
+    } else if st.is_char_device() {
+        (b"chr", (st.rdev as i32).to_string().into_bytes())
+    } else if st.is_block_device() {
+        (b"blk", (st.rdev as i32).to_string().into_bytes())
+    } else if st.is_fifo() {
+        (b"fifo", b"-".to_vec())
+    } else if st.is_symlink() {
+        let t = target.unwrap_or_default();
+        // as MKLINK: at most 1023 bytes (Q41)
+        (b"link", urlenc::encode(&t[..t.len().min(1023)]))
+    } else {
+        (b"sock", b"-".to_vec())
+    };
+    codec::command_raw(
+        "X-PUT",
+        &[
+            key,
+            enc,
+            kind,
+            &arg,
+            (st.uid as i32).to_string().as_bytes(),
+            (st.gid as i32).to_string().as_bytes(),
+            (st.mode as i32).to_string().as_bytes(),
+            st.mtime.to_string().as_bytes(),
+        ],
+    )
+}
+
+/// The local file's content has this digest (from `X-STAT`).
+pub(super) fn same_content(file: &[u8], real: &[u8], digest: &[u8]) -> std::io::Result<bool> {
+    let mut f = crate::beneath::open_file(file, real)?;
+    Ok(content_digest(&mut f)?.as_bytes() == digest)
 }
