@@ -21,7 +21,7 @@ use crate::protocol::conn::ConnError;
 use crate::protocol::{self, Status, codec};
 use crate::{Fatal, checktxt, msg, urlenc};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,10 @@ const REPLY_BUDGET: usize = 48 * 1024;
 const BURST: usize = 128;
 /// How long a burst waits to fill up.
 const GATHER: Duration = Duration::from_millis(40);
+/// Files the check may be ahead of a stream. A stream that falls further
+/// behind (a first push of a big tree) stops taking files, and the update
+/// sends the rest: memory stays bounded, and the check never waits.
+const BACKLOG: usize = 4096;
 
 /// A file the check found new or changed.
 struct Item {
@@ -67,7 +71,7 @@ pub struct Streamer<'scope, 'env> {
     /// streamed to: pinning writes the database the check holds)
     pins: HashMap<Vec<u8>, Vec<u8>>,
     /// per peer: where its files go (None: not streamed)
-    peers: HashMap<Vec<u8>, Option<Sender<Item>>>,
+    peers: HashMap<Vec<u8>, Option<SyncSender<Item>>>,
     threads: Vec<(Vec<u8>, ScopedJoinHandle<'scope, Streamed>)>,
 }
 
@@ -103,25 +107,25 @@ impl<'scope, 'env> Streamer<'scope, 'env> {
     /// The check found `file` new or changed: send it to its peers.
     pub fn changed(&mut self, file: &[u8]) {
         for (peer, myname) in self.cfg.peers_of(file, None) {
-            let tx = match self.peers.get(&peer) {
-                Some(tx) => tx,
-                None => {
-                    let tx = self.spawn(&peer);
-                    self.peers.entry(peer.clone()).or_insert(tx)
-                }
+            if !self.peers.contains_key(&peer) {
+                let tx = self.spawn(&peer);
+                self.peers.insert(peer.clone(), tx);
+            }
+            let slot = self.peers.get_mut(&peer).expect("inserted");
+            let Some(tx) = slot else { continue };
+            let item = Item {
+                file: file.to_vec(),
+                myname,
             };
-            if let Some(tx) = tx {
-                let item = Item {
-                    file: file.to_vec(),
-                    myname,
-                };
-                // a thread that stopped takes no more; the update sends them
-                let _ = tx.send(item);
+            match tx.try_send(item) {
+                Ok(()) => {}
+                // too far behind, or stopped: the update sends the rest
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => *slot = None,
             }
         }
     }
 
-    fn spawn(&mut self, peer: &[u8]) -> Option<Sender<Item>> {
+    fn spawn(&mut self, peer: &[u8]) -> Option<SyncSender<Item>> {
         if let Some(only) = self.only_peers
             && !only.iter().any(|p| p.eq_ignore_ascii_case(peer))
         {
@@ -132,7 +136,7 @@ impl<'scope, 'env> Streamer<'scope, 'env> {
         if !plain && pin.is_none() {
             return None;
         }
-        let (tx, rx) = channel();
+        let (tx, rx) = sync_channel(BACKLOG);
         let (cfg, copts, name) = (self.cfg, self.client, peer.to_vec());
         let h = self
             .scope
