@@ -115,32 +115,6 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    /// Any directory component of `real` (below `root`) is a symlink.
-    fn under_symlink(&mut self, real: &[u8], root: usize) -> bool {
-        let mut i = real.len();
-        while let Some(p) = real[..i].iter().rposition(|&b| b == b'/') {
-            if p <= root || p == 0 {
-                break;
-            }
-            let dir = &real[..p];
-            let link = match self.plain_dirs.get(dir) {
-                Some(&plain) => !plain,
-                None => {
-                    let is_link = std::fs::symlink_metadata(as_path(dir))
-                        .map(|m| m.file_type().is_symlink())
-                        .unwrap_or(false);
-                    self.plain_dirs.insert(dir.to_vec(), !is_link);
-                    is_link
-                }
-            };
-            if link {
-                return true;
-            }
-            i = p;
-        }
-        false
-    }
-
     /// Rows the walk did not visit: removed if gone or below a symlink.
     fn removals(&mut self, leftover: FastMap<Vec<u8>, Vec<u8>>) -> Result<(), Fatal> {
         let mut rows: Vec<Vec<u8>> = leftover.into_keys().collect();
@@ -155,7 +129,7 @@ impl<'a> Checker<'a> {
             // prefix roots are trusted; only components below them count
             let root = fsutil::prefix_root_len(&file, &real);
             let gone = std::fs::symlink_metadata(as_path(&real)).is_err()
-                || self.under_symlink(&real, root);
+                || fsutil::under_symlink_cached(&real, root, &mut self.plain_dirs);
             if gone {
                 if !self.opts.init {
                     mark::mark(self.cfg, self.db, &self.opts.mark, &file, None, None)?;

@@ -216,8 +216,14 @@ pub fn under_symlink_cached(
     root: usize,
     plain: &mut crate::fasthash::FastMap<Vec<u8>, bool>,
 ) -> bool {
-    let mut i = root.max(1);
-    while let Some(off) = real[i..].iter().position(|&b| b == b'/') {
+    // (a prefix root is trusted: `root` ends at the `/` after it)
+    let mut i = root + 1;
+    while let Some(off) = real
+        .get(i..)
+        .unwrap_or_default()
+        .iter()
+        .position(|&b| b == b'/')
+    {
         let end = i + off;
         if end > 0 {
             let dir = &real[..end];
@@ -269,6 +275,10 @@ mod symlink_tests {
         assert!(under_symlink(&p("/link/sub/f"), 0));
         // the last component itself does not count
         assert!(!under_symlink(&p("/link"), 0));
+        // a prefix root may be a symlink; only what is below it counts
+        assert!(!under_symlink(&p("/link/sub/f"), p("/link").len()));
+        std::os::unix::fs::symlink(d.join("real/sub"), d.join("real/sl")).unwrap();
+        assert!(under_symlink(&p("/link/sl/f"), p("/link").len()));
         assert_eq!(
             prefix_root_len(b"%p%/sub/f", &p("/real/sub/f")),
             p("/real").len()
