@@ -386,6 +386,8 @@ check "... and includes /etc/apache2" \
 	bash -c "chroot '$R' env CSYNC2_SYSTEM_DIR=/tmp/example csync2 -N node1 -D /tmp/example/db -L | grep -q '/etc/apache2/x.conf'"
 rm -rf "$R/etc/apache2"
 check "fresh install added the inetd entry" grep -Eq '^csync2[[:space:]]' "$R/etc/inetd.conf"
+check "fresh install: /var/lib/csync2 is mode 0700" \
+	bash -c "[ \"\$(stat -c %a '$R/var/lib/csync2')\" = 700 ]"
 check "socket unit not enabled by the package" \
 	bash -c "[ ! -e '$wants/csync2.socket' ] && [ ! -L '$wants/csync2.socket' ]"
 log "dpkg --purge csync2-rs"
