@@ -42,6 +42,8 @@ pub struct Checker<'a> {
     /// told of each new or changed file as the walk finds it (before the
     /// database records it)
     watch: Option<Watch<'a>>,
+    /// inside the walk of a recursive check of `/`
+    in_root_pass: bool,
 }
 
 /// Told of each new or changed file (see [`Checker::watch`]).
@@ -66,6 +68,7 @@ impl<'a> Checker<'a> {
             plain_dirs: FastMap::default(),
             out: std::io::BufWriter::new(std::io::stdout()),
             watch: None,
+            in_root_pass: false,
         }
     }
 
@@ -104,9 +107,18 @@ impl<'a> Checker<'a> {
             }
         }
         let real = self.cfg.prefix_decode(name).map_err(Fatal::msg)?;
-        self.walk(&mut pass, name, &real, recursive, None)?;
+        // `/`'s rows include every `%prefix%…` row: its removal pass also
+        // takes those of the prefixes its walk reaches, as the real one
+        let root = recursive && name == b"/";
+        let outer = self.in_root_pass;
+        self.in_root_pass = outer || root;
+        let walked = self.walk(&mut pass, name, &real, recursive, None);
+        self.in_root_pass = outer;
+        walked?;
         if !self.opts.compare {
-            self.removals(std::mem::take(&mut pass.known))?;
+            if !(outer && name.first() == Some(&b'%')) {
+                self.removals(std::mem::take(&mut pass.known))?;
+            }
             for (file, text) in pass.changes.take().unwrap_or_default() {
                 self.apply_change(&file, &text)?;
             }

@@ -28,7 +28,19 @@ fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
     use socket2::{Domain, Socket, Type};
     let port = crate::server::port_number(&opts.port).ok()?;
     let name = String::from_utf8_lossy(peer).into_owned();
-    let addrs: Vec<SocketAddr> = (name.as_str(), port).to_socket_addrs().ok()?.collect();
+    let addrs: Vec<SocketAddr> = match (name.as_str(), port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            // the real client's two lines (the second with its stale errno)
+            let m = e.to_string();
+            let m = m
+                .strip_prefix("failed to lookup address information: ")
+                .unwrap_or(&m);
+            log::debug(1, format!("Cannot resolve peername, getaddrinfo: {m}"));
+            log::debug(1, "Can't create socket: No such file or directory");
+            return None;
+        }
+    };
     for a in addrs {
         let Ok(sock) = Socket::new(Domain::for_address(a), Type::STREAM, None) else {
             continue;

@@ -626,6 +626,36 @@ fn not_a_member() {
     env.step_expect(args!["-G", "g1", "-L"], 2);
 }
 
+/// A peer name that does not resolve: `-xv` prints the real client's two
+/// lines about it, the connection error, and leaves the rows dirty.
+#[test]
+fn unresolvable_peer() {
+    let env = Env::new("unresolvable_peer");
+    env.config(
+        "nossl * *;\n\
+         group g { host h1.local.test nosuchhost.invalid; key g1.key; include {TREE}; }\n",
+    );
+    env.file("f", "f", 0o644, T0);
+    let (r, o) = env.run_both(&args!["-xv"]);
+    assert_eq!((r.code, o.code), (Some(1), Some(1)));
+    let lines = |out: &common::Output| -> Vec<String> {
+        out.stderr_str()
+            .lines()
+            .map(|l| l.trim_start().to_string())
+            .filter(|l| !l.starts_with("Marking file as dirty"))
+            .collect()
+    };
+    assert_eq!(lines(&o), lines(&r), "ours / real");
+    assert!(
+        lines(&o)
+            .iter()
+            .any(|l| l.starts_with("Cannot resolve peername, getaddrinfo: ")),
+        "{:?}",
+        lines(&o)
+    );
+    env.step_expect(args!["-M"], 0);
+}
+
 #[test]
 fn hostname_is_lowercased() {
     let env = basic("hostname_is_lowercased");
@@ -1018,6 +1048,33 @@ fn prefix_removal_below_argument() {
     env.step_expect(args!["-cr", "/"], 0);
     env.step_expect(args!["-M"], 0);
     env.step_expect(args!["-L"], 0);
+}
+
+/// `-crv /` after a deletion under a prefix: the prefix's own pass marks
+/// it, and `/`'s removal pass leaves `%p%` rows alone, so `Marking file as
+/// dirty` appears once, as with the real csync2.
+#[test]
+fn prefix_deletion_marked_once_from_root() {
+    let env = Env::new("prefix_deletion_once");
+    env.config(
+        "prefix p { on h1.local.test: {TREE}/sub; }\n\
+         group g { host h1.local.test h2.local.test; key g1.key; include %p%; }\n",
+    );
+    env.mkdir("sub", 0o755);
+    env.mkdir("sub/docs", 0o755);
+    env.file("sub/docs/notes.txt", "n", 0o644, T0);
+    env.step_expect(args!["-cr", "/"], 0);
+    env.remove("sub/docs/notes.txt");
+    let (r, o) = env.run_both(&args!["-crv", "/"]);
+    assert_eq!((r.code, o.code), (Some(0), Some(0)));
+    let marks = |out: &common::Output| {
+        out.stderr_str()
+            .lines()
+            .filter(|l| l.contains("Marking file as dirty: %p%/docs/notes.txt"))
+            .count()
+    };
+    assert_eq!((marks(&r), marks(&o)), (1, 1), "real / ours");
+    env.step_expect(args!["-M"], 0);
 }
 
 #[test]
