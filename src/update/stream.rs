@@ -21,7 +21,9 @@ use crate::protocol::conn::ConnError;
 use crate::protocol::{self, Status, codec};
 use crate::{Fatal, checktxt, msg, urlenc};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
