@@ -39,21 +39,16 @@
 
 set -uo pipefail
 
-SUITE=bookworm
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-CACHE=${CACHE:-/var/cache/csync2-rs-pkgtest}
-TARBALL=$CACHE/$SUITE-minbase.tgz
-
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=chroot-lib.sh
+. "$here/chroot-lib.sh"
 
-die() { echo "deb-chroot.sh: $*" >&2; exit 2; }
-
-[ "$(id -u)" = 0 ] || die "must run as root"
-command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+need_root_and debootstrap
 
 deb=${1:-}
 if [ -z "$deb" ]; then
+	# shellcheck disable=SC2012  # the newest one; names without blanks
 	deb=$(ls -t "$src"/../csync2-rs_*_amd64.deb 2>/dev/null | head -n1)
 	[ -n "$deb" ] || die "no ../csync2-rs_*_amd64.deb; build it with dpkg-buildpackage -b -us -uc"
 fi
@@ -63,17 +58,6 @@ deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
 work=$(mktemp -d /var/tmp/csync2-rs-pkgtest.XXXXXX)
 R=$work/root
 peer_pid=
-
-pass=0
-fail=0
-failed=()
-ok()  { pass=$((pass + 1)); echo "PASS: $*"; }
-bad() { fail=$((fail + 1)); failed+=("$*"); echo "FAIL: $*"; }
-check() { # check "description" command...
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-log() { echo "---- $*"; }
 
 in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
@@ -88,60 +72,30 @@ stop_peer() {
 
 cleanup() {
 	stop_peer
-	# any process still running inside the chroot (started by this test)
-	local p
-	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/root" 2>/dev/null)" = "$R" ] && kill "${p#/proc/}" 2>/dev/null
-	done
-	if mountpoint -q "$R/proc"; then
-		umount "$R/proc" || umount -l "$R/proc"
-	fi
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "chroot kept in $R"
-	elif ! mountpoint -q "$R/proc"; then
-		rm -rf --one-file-system "$work"
-	fi
+	cleanup_roots "$work" "$R"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- chroot
-mkdir -p "$CACHE"
-if [ ! -s "$TARBALL" ]; then
-	log "debootstrap tarball (first run only): $TARBALL"
-	debootstrap --variant=minbase --make-tarball="$TARBALL.tmp" \
-		"$SUITE" "$work/tarball-build" "$MIRROR" > "$work/debootstrap-tarball.log" 2>&1 \
-		|| { tail -20 "$work/debootstrap-tarball.log"; die "debootstrap --make-tarball failed"; }
-	mv "$TARBALL.tmp" "$TARBALL"
-	rm -rf --one-file-system "$work/tarball-build"
-fi
-log "debootstrap $SUITE minbase into $R"
-debootstrap --variant=minbase --unpack-tarball="$TARBALL" "$SUITE" "$R" "$MIRROR" \
-	> "$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log"; die "debootstrap failed"; }
-
+make_root "$R" "$work" "$work"
 mount -t proc proc "$R/proc"
-cp /etc/resolv.conf "$R/etc/resolv.conf"
-# no daemon may start from a maintainer script: the chroot shares the
-# host's network
-printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
-chmod 0755 "$R/usr/sbin/policy-rc.d"
+# the chroot shares the host's network: no daemon may start
+setup_root "$R"
 
-node=$(hostname | tr 'A-Z' 'a-z')
+node=$(hostname | tr '[:upper:]' '[:lower:]')
 node=${node%%.*}
 cat > "$R/etc/hosts" <<EOF
 127.0.0.1	localhost $node
 127.0.0.2	peer
 EOF
 
-# apt downloads are kept between runs
-mkdir -p "$CACHE/archives"
-cp "$CACHE"/archives/*.deb "$R/var/cache/apt/archives/" 2>/dev/null
-save_archives() { cp -u "$R"/var/cache/apt/archives/*.deb "$CACHE/archives/" 2>/dev/null; }
+restore_archives "$R"
 
 log "apt-get update; apt-get install csync2"
 in_root apt-get -q update > "$work/apt-update.log" 2>&1 || { tail "$work/apt-update.log"; die "apt-get update failed"; }
 in_root apt-get -q -y install csync2 > "$work/apt-csync2.log" 2>&1 || { tail "$work/apt-csync2.log"; die "apt-get install csync2 failed"; }
-save_archives
+save_archives "$R"
 debver=$(in_root dpkg-query -W -f='${Version}' csync2)
 echo "Debian's csync2 $debver installed"
 check "Debian's csync2 registered its inetd entry" \
@@ -195,8 +149,7 @@ start_peer() {
 		/opt/csync2-debian/csync2 -ii -N peer -D /srv/peer/db "${portopt[@]}" \
 		>> "$work/peer.log" 2>&1 &
 	peer_pid=$!
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		ss -ltnH 2>/dev/null | awk '{print $4}' | grep -qx "127.0.0.2:$port" && return 0
 		sleep 0.1
 	done
@@ -326,7 +279,7 @@ leftovers() {
 		fi
 	done <<< "$ours_files"
 }
-left=($(leftovers | grep -vx /var/lib/csync2))  # /var/lib/csync2 holds the database: stays
+mapfile -t left < <(leftovers | grep -vx /var/lib/csync2)  # /var/lib/csync2 holds the database: stays
 check "no file of csync2-rs left after remove (left: ${left[*]:-none})" [ ${#left[@]} = 0 ]
 check "/etc/csync2.cfg kept" [ "$(md5sum < "$R/etc/csync2.cfg")" = "$cfg_sum" ]
 check "node database kept" [ -s "$db" ]
@@ -336,7 +289,7 @@ check "inetd entry removed" bash -c "! grep -Eq '^(#<off># *)?csync2[[:space:]]'
 log "apt-get install csync2 (Debian's) again"
 in_root apt-get -q -y install csync2 < /dev/null > "$work/apt-csync2-again.log" 2>&1
 rc=$?
-save_archives
+save_archives "$R"
 check "Debian's csync2 installs again (exit $rc)" [ "$rc" = 0 ]
 [ "$rc" = 0 ] || tail "$work/apt-csync2-again.log"
 check "Debian's csync2 is installed" [ "$(status csync2)" = installed ]
@@ -396,19 +349,11 @@ rc=$?
 sed 's/^/    /' "$work/dpkg-purge2.log"
 check "dpkg --purge csync2-rs (exit $rc)" [ "$rc" = 0 ]
 check "csync2-rs is gone from dpkg's database" [ -z "$(status csync2-rs)" ]
-left=($(leftovers))
+mapfile -t left < <(leftovers)
 check "no file of csync2-rs left after purge (left: ${left[*]:-none})" [ ${#left[@]} = 0 ]
 check "/var/lib/csync2 removed by purge" [ ! -e "$R/var/lib/csync2" ]
 check "unedited example /etc/csync2.cfg removed by purge" [ ! -e "$R/etc/csync2.cfg" ]
 check "inetd entry removed" bash -c "! grep -Eq '^(#<off># *)?csync2[[:space:]]' '$R/etc/inetd.conf'"
 
 # ---------------------------------------------------------------- summary
-echo
-echo "==== deb-chroot.sh: $(basename "$deb") replacing Debian's csync2 ${debver:-?}"
-if [ "$fail" = 0 ]; then
-	echo "==== PASS: all $pass checks passed"
-	exit 0
-fi
-echo "==== FAIL: $fail of $((pass + fail)) checks failed:"
-printf '====   %s\n' "${failed[@]}"
-exit 1
+summary "deb-chroot.sh: $(basename "$deb") replacing Debian's csync2 ${debver:-?}"

@@ -34,20 +34,15 @@
 
 set -uo pipefail
 
-SUITE=bookworm
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-CACHE=${CACHE:-/var/cache/csync2-rs-pkgtest}
-TARBALL=$CACHE/$SUITE-minbase.tgz
 MARK=/tmp/fresh-walk.running
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=chroot-lib.sh
+. "$here/chroot-lib.sh"
 
-die() { echo "fresh-chroot.sh: $*" >&2; exit 2; }
-
-[ "$(id -u)" = 0 ] || die "must run as root"
-command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-[ -d /root/.rustup ] && [ -x /root/.cargo/bin/cargo ] || die "no rustup toolchain in /root/.rustup and /root/.cargo/bin"
+need_root_and debootstrap
+have_toolchain || die "no rustup toolchain in /root/.rustup and /root/.cargo/bin"
 git -C "$src" rev-parse HEAD >/dev/null 2>&1 || die "$src is not a git repository"
 
 work=$(mktemp -d /var/tmp/csync2-rs-fresh.XXXXXX)
@@ -56,68 +51,22 @@ LOGDIR=${LOGDIR:-$(mktemp -d /var/tmp/csync2-rs-fresh-logs.XXXXXX)}
 mkdir -p "$LOGDIR"
 made_mark=0
 
-pass=0
-fail=0
-failed=()
-ok()  { pass=$((pass + 1)); echo "PASS: $*"; }
-bad() { fail=$((fail + 1)); failed+=("$*"); echo "FAIL: $*"; }
-check() { # check "description" command...
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-log() { echo "---- $(date +%T) $*"; }
-
 # a login-like environment of the fresh machine, with the toolchain on PATH
 in_root() { chroot "$R" /usr/bin/env -i \
 	PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root LANG=C.UTF-8 RUSTUP_HOME=/root/.rustup CARGO_HOME=/root/.cargo \
 	DEBIAN_FRONTEND=noninteractive "$@"; }
 
-# mount points of this test, deepest first
-mounts_below() { awk -v r="$R" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r; }
-
 cleanup() {
 	[ "$made_mark" = 1 ] && rm -f "$MARK"
-	# any process still running inside the chroot (started by this test)
-	local p m
-	for _ in 1 2 3; do
-		local left=0
-		for p in /proc/[0-9]*; do
-			if [ "$(readlink "$p/root" 2>/dev/null)" = "$R" ]; then
-				kill "${p#/proc/}" 2>/dev/null && left=1
-			fi
-		done
-		[ "$left" = 0 ] && break
-		sleep 1
-	done
-	for m in $(mounts_below); do
-		umount "$m" 2>/dev/null || umount -l "$m"
-	done
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "chroot kept in $R (unmounted)"
-	elif [ -z "$(mounts_below)" ]; then
-		rm -rf --one-file-system "$work"
-	else
-		echo "fresh-chroot.sh: mounts left below $R; not removed" >&2
-	fi
+	cleanup_roots "$work" "$R"
 	echo "logs in $LOGDIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- chroot
-mkdir -p "$CACHE"
-if [ ! -s "$TARBALL" ]; then
-	log "debootstrap tarball (first run only): $TARBALL"
-	debootstrap --variant=minbase --make-tarball="$TARBALL.tmp" \
-		"$SUITE" "$work/tarball-build" "$MIRROR" > "$LOGDIR/debootstrap-tarball.log" 2>&1 \
-		|| { tail -20 "$LOGDIR/debootstrap-tarball.log"; die "debootstrap --make-tarball failed"; }
-	mv "$TARBALL.tmp" "$TARBALL"
-	rm -rf --one-file-system "$work/tarball-build"
-fi
-log "debootstrap $SUITE minbase into $R"
-debootstrap --variant=minbase --unpack-tarball="$TARBALL" "$SUITE" "$R" "$MIRROR" \
-	> "$LOGDIR/debootstrap.log" 2>&1 || { tail -20 "$LOGDIR/debootstrap.log"; die "debootstrap failed"; }
+make_root "$R" "$work" "$LOGDIR"
 
 # / must be a mount point, as on a real machine (unshare -m --propagation
 # private, used by the tests, changes the propagation of /)
@@ -127,50 +76,34 @@ mount -t sysfs sysfs "$R/sys"
 mount --bind /dev "$R/dev"
 mount --bind /dev/pts "$R/dev/pts"
 mountpoint -q /dev/shm && mount --bind /dev/shm "$R/dev/shm"
-cp /etc/resolv.conf "$R/etc/resolv.conf"
-# no daemon may start from a maintainer script (Debian's csync2 recommends
-# openbsd-inetd): the chroot shares the host's network
-printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
-chmod 0755 "$R/usr/sbin/policy-rc.d"
+# the chroot shares the host's network: no daemon may start
+setup_root "$R"
 # /etc/hosts as the Debian installer writes it; the tests append their
 # 127.x.y.z names themselves
 name=$(hostname)
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
 	"$name" > "$R/etc/hosts"
 
-# apt downloads are kept between runs (shared with deb-chroot.sh)
-mkdir -p "$CACHE/archives"
-cp "$CACHE"/archives/*.deb "$R/var/cache/apt/archives/" 2>/dev/null
-save_archives() { cp -u "$R"/var/cache/apt/archives/*.deb "$CACHE/archives/" 2>/dev/null; }
+restore_archives "$R"
 
 # ------------------------------------------------------- prerequisites
 pkgs=(gcc git ca-certificates)
-# this machine's local CAs (e.g. a TLS-inspecting proxy in front of
-# crates.io), picked up when ca-certificates is installed, as on any
-# machine of this network
-mkdir -p "$R/usr/local/share/ca-certificates"
-cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null
+copy_host_cas "$R"  # for crates.io
 log "apt-get install ${pkgs[*]}"
 in_root apt-get -q update > "$LOGDIR/apt-update.log" 2>&1 || { tail "$LOGDIR/apt-update.log"; die "apt-get update failed"; }
 in_root apt-get -q -y install "${pkgs[@]}" > "$LOGDIR/apt-prereq.log" 2>&1 \
 	|| { tail "$LOGDIR/apt-prereq.log"; die "apt-get install ${pkgs[*]} failed"; }
-save_archives
+save_archives "$R"
 check "no csync2 installed before run-all.sh" [ ! -e "$R/usr/sbin/csync2" ]
 
 # the toolchain, read-only; CARGO_HOME=/root/.cargo stays the chroot's own
-mkdir -p "$R/root/.rustup" "$R/root/.cargo/bin"
-mount --bind /root/.rustup "$R/root/.rustup"
-mount -o remount,bind,ro "$R/root/.rustup"
-mount --bind /root/.cargo/bin "$R/root/.cargo/bin"
-mount -o remount,bind,ro "$R/root/.cargo/bin"
+bind_toolchain "$R"
 ver=$(in_root cargo --version 2>&1)
 check "cargo runs in the chroot ($ver)" bash -c "[[ '$ver' == cargo\ 1.* ]]"
 
 # ------------------------------------------------------------- the clone
 head=$(git -C "$src" rev-parse --short HEAD)
-mkdir -p "$R/mnt/csync2-rs-src"
-mount --bind "$src" "$R/mnt/csync2-rs-src"
-mount -o remount,bind,ro "$R/mnt/csync2-rs-src"
+bind_ro "$src" "$R/mnt/csync2-rs-src"
 log "git clone of $src (HEAD $head) into /root/csync2-rs"
 in_root git clone -q --no-hardlinks /mnt/csync2-rs-src /root/csync2-rs > "$LOGDIR/clone.log" 2>&1
 rc=$?
@@ -221,13 +154,5 @@ check "run-all.sh installed Debian's csync2" \
 check "run-all.sh ends with the totals line" bash -c "[[ '$totals' =~ ^[0-9]+\ passed,\ 0\ failed$ ]]"
 
 # ---------------------------------------------------------------- summary
-echo
-echo "==== fresh-chroot.sh: clean clone of $head on bare $SUITE + ${pkgs[*]}; $ver"
-echo "==== demo.sh ${demo_time}s, run-all.sh ${runall_time}s"
-if [ "$fail" = 0 ]; then
-	echo "==== PASS: all $pass checks passed (${SECONDS}s)"
-	exit 0
-fi
-echo "==== FAIL: $fail of $((pass + fail)) checks failed (${SECONDS}s):"
-printf '====   %s\n' "${failed[@]}"
-exit 1
+summary "fresh-chroot.sh: clean clone of $head on bare $SUITE + ${pkgs[*]}; $ver" \
+	"demo.sh ${demo_time}s, run-all.sh ${runall_time}s"

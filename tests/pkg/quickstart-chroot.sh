@@ -39,27 +39,18 @@
 
 set -uo pipefail
 
-SUITE=bookworm
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-CACHE=${CACHE:-/var/cache/csync2-rs-pkgtest}
-TARBALL=$CACHE/$SUITE-minbase.tgz
-
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=chroot-lib.sh
+. "$here/chroot-lib.sh"
 
-die() { echo "quickstart-chroot.sh: $*" >&2; exit 2; }
-
-[ "$(id -u)" = 0 ] || die "must run as root"
-for t in debootstrap ip nsenter unshare; do
-	command -v "$t" >/dev/null || die "$t is not installed"
-done
+need_root_and debootstrap ip nsenter unshare
 bin=${1:-}
 if [ -n "$bin" ]; then
 	[ -x "$bin" ] || die "$bin: not an executable"
 	bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 else
-	[ -d /root/.rustup ] && [ -x /root/.cargo/bin/cargo ] \
-		|| die "no binary given and no rustup toolchain in /root/.rustup and /root/.cargo/bin"
+	have_toolchain || die "no binary given and no rustup toolchain in /root/.rustup and /root/.cargo/bin"
 fi
 
 work=$(mktemp -d /var/tmp/csync2-rs-quickstart.XXXXXX)
@@ -68,17 +59,6 @@ ns=(x "c2qs1-$tag" "c2qs2-$tag")
 veth=(x "c2qa$tag" "c2qb$tag")
 addr=(x 10.231.0.1 10.231.0.2)
 R=(x "$work/node1" "$work/node2")
-
-pass=0
-fail=0
-failed=()
-ok()  { pass=$((pass + 1)); echo "PASS: $*"; }
-bad() { fail=$((fail + 1)); failed+=("$*"); echo "FAIL: $*"; }
-check() { # check "description" command...
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-log() { echo "---- $(date +%T) $*"; }
 
 # a root shell's environment on the node; "host" = outside the namespaces
 # (for apt-get), otherwise in node N's network and UTS namespaces
@@ -92,63 +72,27 @@ on() {
 # a command line typed at node N's prompt, from /root/csync2-rs
 sh_on() { local n=$1; shift; on "$n" sh -c "cd /root/csync2-rs && $*"; }
 
-mounts_below() { awk -v r="$work" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r; }
-
 cleanup() {
-	local p m n
-	for _ in 1 2 3; do
-		local left=0
-		for p in /proc/[0-9]*; do
-			case "$(readlink "$p/root" 2>/dev/null)" in
-			"${R[1]}" | "${R[2]}") kill "${p#/proc/}" 2>/dev/null && left=1 ;;
-			esac
-		done
-		[ "$left" = 0 ] && break
-		sleep 1
-	done
-	for m in $(mounts_below); do
-		umount "$m" 2>/dev/null || umount -l "$m"
-	done
+	local n
+	cleanup_roots "$work" "${R[1]}" "${R[2]}"
 	for n in 1 2; do
 		ip netns del "${ns[n]}" 2>/dev/null
 	done
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "chroots kept in ${R[1]} and ${R[2]} (unmounted)"
-	elif [ -z "$(mounts_below)" ]; then
-		rm -rf --one-file-system "$work"
-	else
-		echo "quickstart-chroot.sh: mounts left below $work; not removed" >&2
-	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- hosts
-mkdir -p "$CACHE/archives"
-if [ ! -s "$TARBALL" ]; then
-	log "debootstrap tarball (first run only): $TARBALL"
-	debootstrap --variant=minbase --make-tarball="$TARBALL.tmp" \
-		"$SUITE" "$work/tarball-build" "$MIRROR" > "$work/debootstrap-tarball.log" 2>&1 \
-		|| { tail -20 "$work/debootstrap-tarball.log"; die "debootstrap --make-tarball failed"; }
-	mv "$TARBALL.tmp" "$TARBALL"
-	rm -rf --one-file-system "$work/tarball-build"
-fi
 for n in 1 2; do
 	r=${R[n]}
-	log "node$n: debootstrap $SUITE minbase into $r"
-	debootstrap --variant=minbase --unpack-tarball="$TARBALL" "$SUITE" "$r" "$MIRROR" \
-		> "$work/debootstrap$n.log" 2>&1 || { tail -20 "$work/debootstrap$n.log"; die "debootstrap failed"; }
+	make_root "$r" "$work" "$work"
 	mount -t proc proc "$r/proc"
 	mount --bind /dev "$r/dev"
-	cp /etc/resolv.conf "$r/etc/resolv.conf"
-	printf '#!/bin/sh\nexit 101\n' > "$r/usr/sbin/policy-rc.d"  # apt starts no daemon
-	chmod 0755 "$r/usr/sbin/policy-rc.d"
+	setup_root "$r"  # apt starts no daemon
 	echo "node$n" > "$r/etc/hostname"
 	printf '127.0.0.1\tlocalhost\n%s\tnode1\n%s\tnode2\n' "${addr[1]}" "${addr[2]}" > "$r/etc/hosts"
-	# local CAs of this machine (a TLS-inspecting proxy), for crates.io
-	mkdir -p "$r/usr/local/share/ca-certificates"
-	cp /usr/local/share/ca-certificates/*.crt "$r/usr/local/share/ca-certificates/" 2>/dev/null
-	cp "$CACHE"/archives/*.deb "$r/var/cache/apt/archives/" 2>/dev/null
+	copy_host_cas "$r"  # for crates.io
+	restore_archives "$r"
 done
 
 pkgs=(x "xinetd cron sqlite3" "xinetd sqlite3")  # sqlite3: for the checks
@@ -160,7 +104,7 @@ for n in 1 2; do
 	# shellcheck disable=SC2086
 	on_host "$n" apt-get -q -y install ${pkgs[n]} > "$work/apt$n.log" 2>&1 \
 		|| { tail "$work/apt$n.log"; die "apt-get install ${pkgs[n]} failed"; }
-	cp -u "${R[n]}"/var/cache/apt/archives/*.deb "$CACHE/archives/" 2>/dev/null
+	save_archives "${R[n]}"
 done
 
 # the network: node1 10.231.0.1 <-veth-> node2 10.231.0.2; hostnames
@@ -182,7 +126,7 @@ head=$(git -C "$src" rev-parse --short HEAD)
 for n in 1 2; do
 	git clone -q "$src" "${R[n]}/root/csync2-rs" || die "git clone failed"
 	if [ "${WORKTREE:-0}" = 1 ]; then
-		git -C "$src" diff HEAD -- README.md contrib | git -C "${R[n]}/root/csync2-rs" apply \
+		git -C "$src" diff HEAD -- README.md contrib | git -C "${R[n]}/root/csync2-rs" apply --allow-empty \
 			|| die "applying the worktree's README.md/contrib changes failed"
 	fi
 done
@@ -198,10 +142,7 @@ printf '    %s\n' "${install_cmds[@]}"
 check "README Install: cargo build --release, then install" \
 	[ "${install_cmds[0]:-}" = "cargo build --release" ]
 if [ -z "$bin" ]; then
-	r=${R[1]}
-	mkdir -p "$r/root/.rustup" "$r/root/.cargo/bin"
-	mount --bind /root/.rustup "$r/root/.rustup" && mount -o remount,bind,ro "$r/root/.rustup"
-	mount --bind /root/.cargo/bin "$r/root/.cargo/bin" && mount -o remount,bind,ro "$r/root/.cargo/bin"
+	bind_toolchain "${R[1]}"
 	log "node1: cargo build --release"
 	t0=$SECONDS
 	on_host 1 env PATH="/root/.cargo/bin:${ENVV[0]#PATH=}" RUSTUP_HOME=/root/.rustup CARGO_HOME=/root/.cargo \
@@ -466,12 +407,4 @@ on 1 /etc/init.d/cron stop > /dev/null 2>&1
 
 # ---------------------------------------------------------------- summary
 for n in 1 2; do stop_xinetd "$n"; done
-echo
-echo "==== quickstart-chroot.sh: README Quickstart at $head${WORKTREE:+ + worktree README/contrib}, node1 -> node2 over a veth"
-if [ "$fail" = 0 ]; then
-	echo "==== PASS: all $pass checks passed (${SECONDS}s)"
-	exit 0
-fi
-echo "==== FAIL: $fail of $((pass + fail)) checks failed (${SECONDS}s):"
-printf '====   %s\n' "${failed[@]}"
-exit 1
+summary "quickstart-chroot.sh: README Quickstart at $head${WORKTREE:+ + worktree README/contrib}, node1 -> node2 over a veth"
