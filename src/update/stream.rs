@@ -476,3 +476,64 @@ fn gather(rx: &Receiver<Item>, pending: &mut VecDeque<Item>, idle: bool) -> bool
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_of_check_texts() {
+        let reg = b"v1:mtime=1:mode=33188:uid=0:gid=0:type=reg:size=3";
+        assert_eq!(kind(reg), Some(&b"reg"[..]));
+        assert_eq!(
+            kind(b"v1:mode=16877:uid=0:gid=0:type=dir"),
+            Some(&b"dir"[..])
+        );
+        assert_eq!(kind(b"---"), None);
+    }
+
+    fn item(n: u8) -> Item {
+        Item {
+            file: vec![b'/', n],
+            myname: b"a".to_vec(),
+        }
+    }
+
+    #[test]
+    fn gather_takes_a_burst_and_sees_the_end() {
+        let (tx, rx) = sync_channel(BACKLOG);
+        let mut pending = VecDeque::new();
+        // busy (replies in flight): takes what is there, never waits
+        assert!(gather(&rx, &mut pending, false));
+        assert!(pending.is_empty());
+        for n in 0..3 {
+            tx.send(item(n)).unwrap();
+        }
+        assert!(gather(&rx, &mut pending, false));
+        assert_eq!(pending.len(), 3);
+        // idle: waits for the first, then at most GATHER for more
+        tx.send(item(3)).unwrap();
+        pending.clear();
+        let t = Instant::now();
+        assert!(gather(&rx, &mut pending, true));
+        assert_eq!(pending.len(), 1);
+        assert!(t.elapsed() >= GATHER);
+        // the check is over: what was sent is still taken
+        tx.send(item(4)).unwrap();
+        drop(tx);
+        pending.clear();
+        assert!(!gather(&rx, &mut pending, true));
+        assert_eq!(pending.len(), 1);
+    }
+
+    #[test]
+    fn gather_stops_at_a_full_burst() {
+        let (tx, rx) = sync_channel(BACKLOG);
+        for n in 0..(BURST + 5) {
+            tx.send(item(n as u8)).unwrap();
+        }
+        let mut pending = VecDeque::new();
+        assert!(gather(&rx, &mut pending, true));
+        assert_eq!(pending.len(), BURST);
+    }
+}
