@@ -20,7 +20,7 @@ use std::collections::{HashSet, VecDeque};
 /// Reply bytes the peer may have queued for us at most. Far below what the
 /// two sockets buffer, so the peer never blocks writing while we block
 /// writing too.
-const REPLY_BUDGET: usize = 48 * 1024;
+pub(super) const REPLY_BUDGET: usize = 48 * 1024;
 /// Files started but not yet past their turn.
 const MAX_AHEAD: usize = 1024;
 /// A changed file above this size goes as an rsync delta (lock-step);

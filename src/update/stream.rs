@@ -11,7 +11,9 @@
 //! for it at its place. The output, the databases and the peer's tree end
 //! up as without the stream; only the peer's order of writes differs.
 
-use super::pipeline::{StatAnswer, WHOLE_FILE_MAX, put_line, read_stat_answer, stat_line};
+use super::pipeline::{
+    REPLY_BUDGET, StatAnswer, WHOLE_FILE_MAX, put_line, read_stat_answer, stat_line,
+};
 use crate::client::{self, ClientOptions, OpenError, Session};
 use crate::config::Config;
 use crate::db::Db;
@@ -27,8 +29,6 @@ use std::sync::mpsc::{
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-/// Reply bytes the peer may have queued for us at most (as the pipeline).
-const REPLY_BUDGET: usize = 48 * 1024;
 /// Files gathered before the `X-STAT`s go out: the peer syncs its file
 /// systems each time its input runs dry, so a trickle would cost a sync
 /// per file.
