@@ -112,6 +112,17 @@ pub fn capture<T>(into: &mut Vec<Held>, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// Holds what `make` gives when a capture is running; false: print it.
+fn hold(make: impl FnOnce() -> Held) -> bool {
+    CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+        Some(v) => {
+            v.push(make());
+            true
+        }
+        None => false,
+    })
+}
+
 /// Prints held output.
 pub fn replay(held: Vec<Held>) {
     for h in held {
@@ -125,14 +136,7 @@ pub fn replay(held: Vec<Held>) {
 
 /// Bytes for stdout (dry-run lines), in order with captured messages.
 pub fn stdout(b: &[u8]) {
-    let held = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-        Some(v) => {
-            v.push(Held::Stdout(b.to_vec()));
-            true
-        }
-        None => false,
-    });
-    if !held {
+    if !hold(|| Held::Stdout(b.to_vec())) {
         // a terminal shared with the progress line: clear it first
         let shown = PROGRESS.lock().map(|p| p.clone()).unwrap_or_default();
         if shown.is_some() {
@@ -153,14 +157,7 @@ pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
         return;
     }
     let msg = msg.as_ref();
-    let held = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-        Some(v) => {
-            v.push(Held::Log(level, msg.to_vec()));
-            true
-        }
-        None => false,
-    });
-    if held {
+    if hold(|| Held::Log(level, msg.to_vec())) {
         return;
     }
     PRINTED.store(true, Ordering::Relaxed);
@@ -180,14 +177,7 @@ pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
 
 /// A line that always goes to stderr with the prefixes, even with `-l`.
 pub fn raw_stderr(msg: &[u8]) {
-    let held = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-        Some(v) => {
-            v.push(Held::Raw(msg.to_vec()));
-            true
-        }
-        None => false,
-    });
-    if held {
+    if hold(|| Held::Raw(msg.to_vec())) {
         return;
     }
     let _g = LOCK.lock();

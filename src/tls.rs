@@ -528,10 +528,10 @@ pub fn cert_hex(der: &[u8]) -> Vec<u8> {
 /// Trust on first use: Ok(true) when `peer`'s certificate matches the
 /// pinned one or was pinned now.
 pub fn pin(db: &mut crate::db::Db, peer: &[u8], der: &[u8]) -> Result<bool, crate::db::DbError> {
-    let hex = cert_hex(der);
     match db.peer_cert(peer)? {
         Some(known) => Ok(matches_pinned(&known, der)),
         None => {
+            let hex = cert_hex(der);
             crate::log::debug(1, crate::msg!("Adding peer x509 certificate to db: ", hex));
             db.add_peer_cert(peer, &hex)?;
             db.commit()?;

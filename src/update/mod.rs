@@ -221,26 +221,14 @@ fn update_peer(
         }
         return Ok(());
     }
-    let (opened, negotiated, done) = match streamed {
-        Some(stream::Streamed {
-            session: Some(opened),
-            held,
-            done,
-            ..
-        }) => {
-            log::replay(held);
-            (opened, true, done)
-        }
-        Some(s) => {
-            log::replay(s.held);
-            (client::open(cfg, db, peer, &opts.client), false, s.done)
-        }
-        None => (
-            client::open(cfg, db, peer, &opts.client),
-            false,
-            HashMap::new(),
-        ),
+    // a session the stream opened (and its messages) goes on here
+    let (held, opened, done) = match streamed {
+        Some(s) => (s.held, s.session, s.done),
+        None => (Vec::new(), None, HashMap::new()),
     };
+    log::replay(held);
+    let negotiated = opened.is_some();
+    let opened = opened.unwrap_or_else(|| client::open(cfg, db, peer, &opts.client));
     let mut session = match opened {
         Ok(s) => s,
         Err(OpenError::Tls(m)) => {

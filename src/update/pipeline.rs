@@ -416,7 +416,7 @@ impl<'r> PeerRun<'_, '_> {
             job.state = State::Finished;
             return Ok(());
         }
-        let remote_reg = text.windows(9).any(|w| w == b":type=reg");
+        let remote_reg = kind(&text) == Some(b"reg");
         if job.st.is_file() && remote_reg && job.st.size > WHOLE_FILE_MAX {
             job.state = State::Locked(Lock::Apply);
             return Ok(());
@@ -430,39 +430,26 @@ impl<'r> PeerRun<'_, '_> {
 
     fn send_change(&mut self, p: &mut Pipe<'r>, j: usize, c: Change) -> Result<(), PassError> {
         let job = &mut p.jobs[j];
-        let st = &job.st;
-        let line = match c {
-            Change::Setime => codec::command_raw(
-                "SETIME",
-                &[&job.key, &job.enc, st.mtime.to_string().as_bytes()],
-            ),
-            Change::Put => put_line(&job.key, &job.enc, st, job.target.as_deref()),
-        };
-        let mut content = None;
-        if matches!(c, Change::Put) && st.is_file() {
-            // opened first: a file we cannot read sends nothing
-            match crate::beneath::open_file(&job.row.filename, &job.real)
-                .and_then(|f| f.metadata().map(|m| (f, m.len())))
-            {
-                Ok(x) => content = Some(x),
-                Err(e) => {
-                    super::sync_failed(self.peer, &job.row.filename, log::strerror(&e));
-                    self.stays();
-                    p.creating.remove(job.row.filename.as_slice());
-                    job.state = State::Finished;
-                    return Ok(());
-                }
+        let put = matches!(c, Change::Put);
+        let sent = write_change(
+            &mut self.session.conn,
+            (&job.row.filename, &job.real, &job.key, &job.enc),
+            &job.st,
+            job.target.as_deref(),
+            put,
+        )?;
+        match sent {
+            Ok(cost) => {
+                p.q.push_back(Waiting { job: j, cost });
+                p.used += cost;
+            }
+            Err(e) => {
+                super::sync_failed(self.peer, &job.row.filename, log::strerror(&e));
+                self.stays();
+                p.creating.remove(job.row.filename.as_slice());
+                job.state = State::Finished;
             }
         }
-        let conn = &mut self.session.conn;
-        conn.write_all(&line)?;
-        if let Some((mut f, n)) = content {
-            conn.write_blob_from(&mut f, n)?;
-        }
-        // a status line; error lines may name the file
-        let cost = 64 + job.enc.len() / 4;
-        p.q.push_back(Waiting { job: j, cost });
-        p.used += cost;
         Ok(())
     }
 
@@ -599,4 +586,43 @@ pub(super) fn put_line(key: &[u8], enc: &[u8], st: &Stat, target: Option<&[u8]>)
 pub(super) fn same_content(file: &[u8], real: &[u8], digest: &[u8]) -> std::io::Result<bool> {
     let mut f = crate::beneath::open_file(file, real)?;
     Ok(content_digest(&mut f)?.as_bytes() == digest)
+}
+
+/// Sends `X-PUT` (`put`; a regular file's content follows as a blob) or
+/// `SETIME` for `(file, real, key, enc)`. Ok(Err): the file could not be
+/// opened, nothing was sent; Ok(Ok(cost)): what the reply may cost.
+pub(super) fn write_change(
+    conn: &mut Conn,
+    (file, real, key, enc): (&[u8], &[u8], &[u8], &[u8]),
+    st: &Stat,
+    target: Option<&[u8]>,
+    put: bool,
+) -> Result<std::io::Result<usize>, ConnError> {
+    let line = if put {
+        put_line(key, enc, st, target)
+    } else {
+        codec::command_raw("SETIME", &[key, enc, st.mtime.to_string().as_bytes()])
+    };
+    let mut content = None;
+    if put && st.is_file() {
+        // opened first: a file we cannot read sends nothing
+        match crate::beneath::open_file(file, real).and_then(|f| f.metadata().map(|m| (f, m.len())))
+        {
+            Ok(x) => content = Some(x),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    conn.write_all(&line)?;
+    if let Some((mut f, n)) = content {
+        conn.write_blob_from(&mut f, n)?;
+    }
+    // a status line; error lines may name the file
+    Ok(Ok(64 + enc.len() / 4))
+}
+
+/// The `type=` field of a check text.
+pub(super) fn kind(text: &[u8]) -> Option<&[u8]> {
+    let at = text.windows(6).position(|w| w == b":type=")? + 6;
+    let rest = &text[at..];
+    Some(&rest[..rest.iter().position(|&b| b == b':').unwrap_or(rest.len())])
 }

@@ -12,7 +12,7 @@
 //! up as without the stream; only the peer's order of writes differs.
 
 use super::pipeline::{
-    REPLY_BUDGET, StatAnswer, WHOLE_FILE_MAX, put_line, read_stat_answer, stat_line,
+    REPLY_BUDGET, StatAnswer, WHOLE_FILE_MAX, kind, read_stat_answer, stat_line, write_change,
 };
 use crate::client::{self, ClientOptions, OpenError, Session};
 use crate::config::Config;
@@ -20,7 +20,7 @@ use crate::db::Db;
 use crate::fsutil::{self, Stat};
 use crate::log::{self, Held};
 use crate::protocol::conn::ConnError;
-use crate::protocol::{self, Status, codec};
+use crate::protocol::{self, Status};
 use crate::{Fatal, checktxt, msg, urlenc};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{
@@ -216,6 +216,7 @@ fn stream(
             used: 0,
             creating: HashSet::new(),
             refused: HashSet::new(),
+            plain_dirs: Default::default(),
             done,
             last,
         };
@@ -254,6 +255,8 @@ struct Stream<'a> {
     creating: HashSet<Vec<u8>>,
     /// HELLO names the peer refused
     refused: HashSet<Vec<u8>>,
+    /// directories seen not to be symlinks
+    plain_dirs: crate::fasthash::FastMap<Vec<u8>, bool>,
     done: &'a mut HashMap<Vec<u8>, (Vec<u8>, Vec<Held>)>,
     /// the last reply
     last: &'a mut Instant,
@@ -314,7 +317,7 @@ impl Stream<'_> {
         let Ok(st) = fsutil::lstat(&real) else {
             return Ok(());
         };
-        if fsutil::under_symlink(&real, root) {
+        if fsutil::under_symlink_cached(&real, root, &mut self.plain_dirs) {
             return Ok(());
         }
         let target = if st.is_symlink() {
@@ -409,44 +412,21 @@ impl Stream<'_> {
         while self.used < REPLY_BUDGET
             && let Some((job, put)) = self.ready.pop_front()
         {
-            let line = if put {
-                put_line(&job.key, &job.enc, &job.st, job.target.as_deref())
-            } else {
-                codec::command_raw(
-                    "SETIME",
-                    &[&job.key, &job.enc, job.st.mtime.to_string().as_bytes()],
-                )
-            };
-            let mut content = None;
-            if put && job.st.is_file() {
-                match crate::beneath::open_file(&job.file, &job.real)
-                    .and_then(|f| f.metadata().map(|m| (f, m.len())))
-                {
-                    Ok(x) => content = Some(x),
-                    Err(_) => {
-                        self.creating.remove(&job.file);
-                        continue;
-                    }
+            let names = (&job.file[..], &job.real[..], &job.key[..], &job.enc[..]);
+            let conn = &mut self.session.conn;
+            match write_change(conn, names, &job.st, job.target.as_deref(), put)? {
+                Ok(cost) => {
+                    self.used += cost;
+                    self.q.push_back((Wait::Change(job), cost));
+                }
+                // unreadable: the update reports it
+                Err(_) => {
+                    self.creating.remove(&job.file);
                 }
             }
-            let conn = &mut self.session.conn;
-            conn.write_all(&line)?;
-            if let Some((mut f, n)) = content {
-                conn.write_blob_from(&mut f, n)?;
-            }
-            let cost = 64 + job.enc.len() / 4;
-            self.used += cost;
-            self.q.push_back((Wait::Change(job), cost));
         }
         Ok(())
     }
-}
-
-/// The `type=` field of a check text.
-fn kind(text: &[u8]) -> Option<&[u8]> {
-    let at = text.windows(6).position(|w| w == b":type=")? + 6;
-    let rest = &text[at..];
-    Some(&rest[..rest.iter().position(|&b| b == b':').unwrap_or(rest.len())])
 }
 
 /// Takes what the check found: waits for a first file when nothing is in
