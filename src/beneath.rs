@@ -200,6 +200,14 @@ impl Place {
         })
     }
 
+    /// The same place on a second descriptor.
+    pub fn try_clone(&self) -> io::Result<Place> {
+        Ok(Place {
+            dir: self.dir.try_clone()?,
+            name: self.name.clone(),
+        })
+    }
+
     fn d(&self) -> RawFd {
         self.dir.as_raw_fd()
     }

@@ -83,11 +83,14 @@ pub fn generate(sysdir: &[u8], o: &GenCertOptions) -> i32 {
     if !o.force {
         for p in [&cert_path, &key_path] {
             if std::fs::symlink_metadata(paths::as_path(p)).is_ok() {
-                log::error(msg!(
-                    p,
-                    " already exists; use --gen-cert --force to replace it ",
-                    "(peers that pinned the old certificate will refuse the new one)."
-                ));
+                log::debug(
+                    0,
+                    msg!(
+                        p,
+                        " already exists; use --gen-cert --force to replace it ",
+                        "(peers that pinned the old certificate will refuse the new one)."
+                    ),
+                );
                 return 1;
             }
         }
@@ -95,14 +98,14 @@ pub fn generate(sysdir: &[u8], o: &GenCertOptions) -> i32 {
     let (key, cert) = match make(o.rsa) {
         Ok(x) => x,
         Err(e) => {
-            log::error(e);
+            log::debug(0, e);
             return 1;
         }
     };
     // the key first: a certificate without its key is useless
     for (p, data, mode) in [(&key_path, &key, 0o600), (&cert_path, &cert, 0o644)] {
         if let Err(e) = write_new(p, data.as_bytes(), mode, o.force) {
-            log::error(msg!("Can't write ", p, ": ", log::strerror(&e)));
+            log::debug(0, msg!("Can't write ", p, ": ", log::strerror(&e)));
             return 1;
         }
     }

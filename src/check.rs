@@ -7,11 +7,13 @@ use crate::config::matcher::Class;
 use crate::db::Db;
 use crate::fasthash::FastMap;
 use crate::fsutil::{self, Stat};
+use crate::log::Errors;
 use crate::mark::{self, MarkOptions};
 use crate::paths::as_path;
 use crate::{Fatal, log, msg};
 use std::io::Write;
 
+#[derive(Clone)]
 pub struct CheckOptions {
     /// `-I`: record files without marking them dirty
     pub init: bool,
@@ -44,6 +46,7 @@ pub struct Checker<'a> {
     watch: Option<Watch<'a>>,
     /// inside the walk of a recursive check of `/`
     in_root_pass: bool,
+    errors: Errors,
 }
 
 /// Told of each new or changed file (see [`Checker::watch`]).
@@ -69,7 +72,13 @@ impl<'a> Checker<'a> {
             out: std::io::BufWriter::new(std::io::stdout()),
             watch: None,
             in_root_pass: false,
+            errors: Errors::default(),
         }
+    }
+
+    /// The errors met so far (directories that could not be read).
+    pub fn errors(&self) -> Errors {
+        self.errors
     }
 
     /// Tells `w` of each new or changed file that gets marked dirty.
@@ -216,7 +225,7 @@ impl<'a> Checker<'a> {
         let mut entries = match fsutil::read_dir(real, |n| !crate::beneath::is_temp_name(n)) {
             Ok(e) => e,
             Err(e) => {
-                log::error(msg!(
+                self.errors.error(msg!(
                     log::strerror(&e),
                     " in scandir: ",
                     real,

@@ -2,6 +2,7 @@
 
 use crate::config::model::Ignore;
 use crate::fsutil::{self, Stat};
+use crate::protocol::FileKind;
 use crate::urlenc;
 use std::io::Write;
 
@@ -28,21 +29,23 @@ pub fn checktxt(
     if !ignore.gid {
         let _ = write!(out, ":gid={}", st.gid as i32);
     }
-    if st.is_file() {
-        let _ = write!(out, ":type=reg:size={}", st.size);
-    } else if st.is_dir() {
-        out.extend_from_slice(b":type=dir");
-    } else if st.is_char_device() {
-        let _ = write!(out, ":type=chr:dev={}", st.rdev as i32);
-    } else if st.is_block_device() {
-        let _ = write!(out, ":type=blk:dev={}", st.rdev as i32);
-    } else if st.is_fifo() {
-        out.extend_from_slice(b":type=fifo");
-    } else if st.is_symlink() {
-        out.extend_from_slice(b":type=lnk:target=");
-        urlenc::encode_into(link_target.unwrap_or_default(), &mut out);
-    } else if st.is_socket() {
-        out.extend_from_slice(b":type=sock");
+    let kind = FileKind::of(st);
+    // an unknown file type gets no type field at all
+    if kind != FileKind::Sock || st.is_socket() {
+        let _ = write!(out, ":type={}", kind.check_type());
+    }
+    match kind {
+        FileKind::Reg => {
+            let _ = write!(out, ":size={}", st.size);
+        }
+        FileKind::Chr | FileKind::Blk => {
+            let _ = write!(out, ":dev={}", st.rdev as i32);
+        }
+        FileKind::Link => {
+            out.extend_from_slice(b":target=");
+            urlenc::encode_into(link_target.unwrap_or_default(), &mut out);
+        }
+        FileKind::Dir | FileKind::Fifo | FileKind::Sock => {}
     }
     out
 }

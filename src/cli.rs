@@ -57,6 +57,8 @@ pub struct Options {
     pub args: Vec<Vec<u8>>,
     /// `--json` (our addition)
     pub json: bool,
+    /// `--timeout SECONDS` (our addition)
+    pub timeout: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -69,6 +71,27 @@ impl Options {
     }
 }
 
+/// What the real getopt loop does while it parses, before anything later
+/// on the line is looked at: `csync2 -t -s FILE -q` stamps, creates FILE,
+/// and only then fails on `-q`. `parse` only records these, in order; the
+/// caller carries them out before it acts on the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `-t`: timestamps from now on
+    Timestamps,
+    /// `-s FILE`: open the stamp file
+    OpenStampFile(Vec<u8>),
+    /// `-W FD`: the descriptor must be writable
+    CheckDumpFd(i32),
+}
+
+/// The outcome of parsing, with the effects met on the way.
+#[derive(Debug)]
+pub struct Parse {
+    pub effects: Vec<Effect>,
+    pub outcome: Parsed,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
@@ -79,19 +102,40 @@ pub enum Parsed {
     GenCert(crate::certgen::GenCertOptions),
     /// print this to stderr (may be empty), the usage text to stdout, exit 1
     Usage(String),
-    /// a fatal error at parse time (message, exit 1)
-    Fatal(String),
+    /// `--help` or `-?` (ours): the full option list, exit 0
+    Help,
+    /// `--version` (ours), exit 0
+    Version,
 }
 
 pub fn usage_text(argv0: &[u8]) -> Vec<u8> {
-    let text: &[u8] = include_bytes!("usage.txt");
+    fill(include_bytes!("usage.txt"), argv0)
+}
+
+/// `--help`: every option, the real program's and ours.
+pub fn help_text(argv0: &[u8]) -> Vec<u8> {
+    fill(include_bytes!("help.txt"), argv0)
+}
+
+/// `--version`.
+pub fn version_text() -> String {
+    format!(
+        "csync2-rs {} (csync2 2.0 compatible)\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A text with `@ARGV0@` and `@VERSION@` filled in.
+fn fill(text: &[u8], argv0: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
-    let pat = b"@ARGV0@";
     let mut i = 0;
     while i < text.len() {
-        if text[i..].starts_with(pat) {
+        if text[i..].starts_with(b"@ARGV0@") {
             out.extend_from_slice(argv0);
-            i += pat.len();
+            i += 7;
+        } else if text[i..].starts_with(b"@VERSION@") {
+            out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+            i += 9;
         } else {
             out.push(text[i]);
             i += 1;
@@ -134,7 +178,14 @@ fn atoi(v: &[u8]) -> i32 {
     crate::config::parser::atoi(v)
 }
 
-pub fn parse(argv: &[OsString]) -> Parsed {
+/// Parses the command line without acting on anything (see [`Effect`]).
+pub fn parse(argv: &[OsString]) -> Parse {
+    let mut effects = Vec::new();
+    let outcome = parse_into(argv, &mut effects);
+    Parse { effects, outcome }
+}
+
+fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
     let argv0 = argv
         .first()
         .map(|a| a.as_bytes().to_vec())
@@ -143,6 +194,12 @@ pub fn parse(argv: &[OsString]) -> Parsed {
     let args: Vec<Vec<u8>> = argv.iter().skip(1).map(|a| a.clone().into_vec()).collect();
     if args.len() == 2 && args[0] == b"-k" {
         return Parsed::KeyGen(args[1].clone());
+    }
+    if args.iter().any(|a| a == b"--help" || a == b"-?") {
+        return Parsed::Help;
+    }
+    if args.iter().any(|a| a == b"--version") {
+        return Parsed::Version;
     }
     if args.iter().any(|a| a == b"--gen-cert") {
         let mut g = crate::certgen::GenCertOptions::default();
@@ -180,6 +237,24 @@ pub fn parse(argv: &[OsString]) -> Parsed {
             o.json = true;
             continue;
         }
+        if a == b"--timeout" || a.starts_with(b"--timeout=") {
+            let value = if let Some(v) = a.strip_prefix(b"--timeout=") {
+                v.to_vec()
+            } else if i < args.len() {
+                i += 1;
+                args[i - 1].clone()
+            } else {
+                return Parsed::Usage(format!("{a0}: --timeout needs a number of seconds"));
+            };
+            if crate::setup::seconds(&value).is_none() {
+                return Parsed::Usage(format!(
+                    "{a0}: --timeout needs a number of seconds, not '{}'",
+                    String::from_utf8_lossy(&value)
+                ));
+            }
+            o.timeout = Some(value);
+            continue;
+        }
         let mut j = 1;
         while j < a.len() {
             let c = a[j];
@@ -201,29 +276,11 @@ pub fn parse(argv: &[OsString]) -> Parsed {
                 match c {
                     b'W' => {
                         let fd = atoi(&value);
-                        // a zero-length write tells whether the fd is usable
-                        let r = unsafe { libc::write(fd, std::ptr::null(), 0) };
-                        if r < 0 {
-                            let e = std::io::Error::last_os_error();
-                            return Parsed::Fatal(format!(
-                                "Invalid dump_dir_fd {fd}: {}",
-                                crate::log::strerror(&e)
-                            ));
-                        }
+                        effects.push(Effect::CheckDumpFd(fd));
                         o.dump_dir_fd = Some(fd);
                     }
                     b's' => {
-                        // acted on during parsing, as the real getopt loop does
-                        use std::os::unix::ffi::OsStrExt;
-                        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&value));
-                        if let Err(e) = crate::log::open_stamp_file(path) {
-                            crate::log::start_stamp();
-                            return Parsed::Fatal(format!(
-                                "Can't open timestanp file `{}': {}",
-                                String::from_utf8_lossy(&value),
-                                crate::log::strerror(&e)
-                            ));
-                        }
+                        effects.push(Effect::OpenStampFile(value.clone()));
                         o.stamp_file = Some(value);
                     }
                     b'p' => o.port = Some(value),
@@ -250,7 +307,7 @@ pub fn parse(argv: &[OsString]) -> Parsed {
                 b't' => {
                     // in effect at once: a failing -s after it is stamped
                     o.timestamps = true;
-                    crate::log::set_timestamps(true);
+                    effects.push(Effect::Timestamps);
                 }
                 _ if FLAGS.contains(&c) => {
                     if !set_mode(&mut o, c) {
@@ -315,7 +372,26 @@ mod tests {
     fn p(args: &[&str]) -> Parsed {
         let mut v = vec![OsString::from("csync2")];
         v.extend(args.iter().map(OsString::from));
-        parse(&v)
+        parse(&v).outcome
+    }
+
+    #[test]
+    fn effects_in_order_and_help() {
+        let mut v = vec![OsString::from("csync2")];
+        v.extend(["-t", "-s", "f", "-W3", "-q", "-s", "g"].map(OsString::from));
+        let r = parse(&v);
+        assert_eq!(
+            r.effects,
+            vec![
+                Effect::Timestamps,
+                Effect::OpenStampFile(b"f".to_vec()),
+                Effect::CheckDumpFd(3)
+            ]
+        );
+        assert!(matches!(r.outcome, Parsed::Usage(_)));
+        assert!(matches!(p(&["--help"]), Parsed::Help));
+        assert!(matches!(p(&["-x", "-?"]), Parsed::Help));
+        assert!(matches!(p(&["--version"]), Parsed::Version));
     }
 
     fn run(args: &[&str]) -> Options {
@@ -374,6 +450,21 @@ mod tests {
             o => panic!("{o:?}"),
         }
         assert!(run(&["--json", "-M"]).json);
+        assert_eq!(
+            run(&["-x", "--timeout", "5"]).timeout.as_deref(),
+            Some(&b"5"[..])
+        );
+        assert_eq!(
+            run(&["--timeout=0.5", "-T"]).timeout.as_deref(),
+            Some(&b"0.5"[..])
+        );
+        for bad in [
+            &["-x", "--timeout"][..],
+            &["-x", "--timeout", "soon"],
+            &["-x", "--timeout=-1"],
+        ] {
+            assert!(matches!(p(bad), Parsed::Usage(_)), "{bad:?}");
+        }
         assert!(run(&["-T", "--json"]).json);
         for bad in [&["-x", "--json"][..], &["-TT", "--json"], &["--json"]] {
             assert!(matches!(p(bad), Parsed::Usage(_)), "{bad:?}");
@@ -396,6 +487,12 @@ mod tests {
         let s = String::from_utf8(t).unwrap();
         assert!(s.contains("Usage: ./csync2 [-v..]"));
         assert!(s.contains("\t./csync2 -k filename\n"));
-        assert_eq!(usage_text(b"csync2").len(), 4432);
+        assert!(!s.contains("LINBIT"));
+        assert!(s.starts_with(&format!("\ncsync2-rs {} ", env!("CARGO_PKG_VERSION"))));
+        let h = String::from_utf8(help_text(b"csync2")).unwrap();
+        for opt in ["--json", "--gen-cert", "--version", "-iii", "-TT", "-W FD"] {
+            assert!(h.contains(opt), "{opt}");
+        }
+        assert!(version_text().ends_with("(csync2 2.0 compatible)\n"));
     }
 }

@@ -4,17 +4,22 @@
 use crate::config::Config;
 use crate::fnmatch::{Flags, fnmatch};
 use crate::protocol::conn::{Conn, ConnError};
-use crate::protocol::{self, codec};
+use crate::protocol::{self, Request};
 use crate::{log, msg};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 
 pub struct ClientOptions<'a> {
+    /// where this host's key and certificate are
+    pub sysdir: &'a [u8],
     /// `-N`: bind outgoing sockets to this name's address
     pub bind_name: Option<&'a [u8]>,
     pub port: String,
     pub cfgname: &'a [u8],
     /// `-G`
     pub groups: Option<&'a [u8]>,
+    /// how long the peer may send nothing (connecting included); None:
+    /// forever
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Plain text towards `peer` when a `nossl FROM TO;` rule allows it.
@@ -26,7 +31,7 @@ pub fn plain_allowed(cfg: &Config, peer: &[u8]) -> bool {
 
 fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
     use socket2::{Domain, Socket, Type};
-    let port = crate::server::port_number(&opts.port).ok()?;
+    let port = crate::setup::port_number(&opts.port).ok()?;
     let name = String::from_utf8_lossy(peer).into_owned();
     let addrs: Vec<SocketAddr> = match (name.as_str(), port).to_socket_addrs() {
         Ok(a) => a.collect(),
@@ -60,16 +65,66 @@ fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
             }
         }
         log::debug(1, msg!("Connect to ", a.to_string(), " (", peer, ")."));
-        match sock.connect(&a.into()) {
+        let connected = match opts.timeout {
+            Some(t) => sock.connect_timeout(&a.into(), t),
+            None => sock.connect(&a.into()),
+        };
+        match connected {
             Ok(()) => {
                 let s: TcpStream = sock.into();
                 let _ = s.set_nodelay(true);
+                // the clock restarts whenever bytes move: a blocked read or
+                // write gives up after this long
+                let _ = s.set_read_timeout(opts.timeout);
+                let _ = s.set_write_timeout(opts.timeout);
                 return Some(s);
+            }
+            Err(e) if is_timeout(&e) => {
+                log::debug(
+                    0,
+                    msg!(
+                        "Connecting to ",
+                        peer,
+                        " (",
+                        a.to_string(),
+                        ") timed out after ",
+                        seconds_text(opts.timeout),
+                        "."
+                    ),
+                );
             }
             Err(e) => log::debug(1, format!("Can't create socket: {}", log::strerror(&e))),
         }
     }
     None
+}
+
+/// Whether an I/O error is a timeout running out.
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// "60 seconds", "0.5 seconds".
+pub fn seconds_text(t: Option<std::time::Duration>) -> String {
+    match t {
+        Some(t) => format!("{} seconds", t.as_secs_f64()),
+        None => "ever".to_string(),
+    }
+}
+
+/// The error line for a peer that sent nothing for the whole timeout in
+/// the middle of a session (counted as an error).
+pub fn timed_out(errors: &mut log::Errors, peer: &[u8], t: Option<std::time::Duration>) {
+    errors.error(msg!(
+        "ERROR: ",
+        peer,
+        " sent nothing for ",
+        seconds_text(t),
+        " (--timeout, CSYNC2_TIMEOUT): giving up on it; its files stay dirty."
+    ));
 }
 
 /// A live session with one peer.
@@ -118,14 +173,32 @@ pub fn open_pinning(
     );
     let stream = connect_tcp(peer, opts).ok_or(OpenError::Connect)?;
     let mut conn = Conn::new(Box::new(stream));
+    // a silent peer is named before the standard lines
+    let silent = |e: &ConnError| {
+        if e.is_timeout() {
+            log::debug(
+                0,
+                msg!(
+                    peer,
+                    " accepted the connection but sent nothing for ",
+                    seconds_text(opts.timeout),
+                    "."
+                ),
+            );
+        }
+    };
     if !plain {
-        let activated = conn.send(b"SSL\n").is_ok()
-            && matches!(conn.read_status(), Ok(s) if s == protocol::OK_ACTIVATING_SSL.as_bytes());
+        let activated = match conn.send(b"SSL\n").and_then(|_| conn.read_status()) {
+            Ok(s) => s == protocol::OK_ACTIVATING_SSL.as_bytes(),
+            Err(e) => {
+                silent(&e);
+                false
+            }
+        };
         if !activated {
             return Err(OpenError::Connect);
         }
-        let identity =
-            crate::tls::load_identity(&crate::app::system_dir()).map_err(OpenError::Tls)?;
+        let identity = crate::tls::load_identity(opts.sysdir).map_err(OpenError::Tls)?;
         let est = crate::tls::connect(conn.into_stream(), identity, peer)
             .map_err(|m| OpenError::Tls(format!("SSL: handshake failed: {m}")))?;
         match pin(&est.peer_cert) {
@@ -140,15 +213,20 @@ pub fn open_pinning(
         conn = Conn::new(est.stream);
     }
     let ok = |conn: &mut Conn, line: Vec<u8>| -> bool {
-        conn.send(&line).is_ok()
-            && matches!(conn.read_status(), Ok(s) if protocol::classify(&s) == protocol::Status::Ok)
+        match conn.send(&line).and_then(|_| conn.read_status()) {
+            Ok(s) => protocol::classify(&s) == protocol::Status::Ok,
+            Err(e) => {
+                silent(&e);
+                false
+            }
+        }
     };
-    if !ok(&mut conn, codec::command("CONFIG", &[opts.cfgname])) {
+    if !ok(&mut conn, protocol::request::config_line(opts.cfgname)) {
         log::debug(0, "Config command failed.");
         return Err(OpenError::Config);
     }
     if let Some(g) = opts.groups
-        && !ok(&mut conn, codec::command("GROUP", &[g]))
+        && !ok(&mut conn, Request::Group(g).encode())
     {
         log::debug(0, "Group command failed.");
         return Err(OpenError::Group);
@@ -166,7 +244,7 @@ impl Session {
         if self.hello.as_deref() == Some(myname) {
             return Ok(true);
         }
-        self.conn.send(&codec::command("HELLO", &[myname]))?;
+        self.conn.send(&Request::Hello(myname).encode())?;
         let st = self.conn.read_status()?;
         if protocol::classify(&st) == protocol::Status::Ok {
             self.hello = Some(myname.to_vec());
@@ -188,21 +266,21 @@ impl Session {
         if std::env::var_os("CSYNC2_NO_PIPELINE").is_some() {
             return Ok(());
         }
-        self.conn.send(b"X-CSYNC2RS-PIPELINE 1\n")?;
+        self.conn.send(&Request::Pipeline(b"1").encode())?;
         let st = self.conn.read_status()?;
-        self.pipelined = st == crate::server::OK_PIPELINING.as_bytes();
+        self.pipelined = st == protocol::OK_PIPELINING.as_bytes();
         Ok(())
     }
 
-    /// Sends a command and reads its status line.
-    pub fn request(&mut self, line: &[u8]) -> Result<Vec<u8>, ConnError> {
-        self.conn.send(line)?;
+    /// Sends a request and reads its status line.
+    pub fn request(&mut self, req: &Request) -> Result<Vec<u8>, ConnError> {
+        self.conn.send(&req.encode())?;
         self.conn.read_status()
     }
 
     /// BYE and close; the answer is ignored.
     pub fn close(mut self) {
-        if self.conn.send(b"BYE\n").is_ok() {
+        if self.conn.send(&Request::Bye.encode()).is_ok() {
             let _ = self.conn.read_status();
         }
     }
@@ -210,8 +288,8 @@ impl Session {
 
 /// The real client's error line for a peer it could not reach or that
 /// broke the connection (counted as an error).
-pub fn connection_failed(peer: &[u8]) {
-    log::error(msg!(
+pub fn connection_failed(errors: &mut log::Errors, peer: &[u8]) {
+    errors.error(msg!(
         "ERROR: Connection to remote host `",
         peer,
         "' failed."

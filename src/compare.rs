@@ -4,13 +4,14 @@
 //! Both lists are merged in the order of their encoded names, the order in
 //! which both databases return them, so names with encoded characters give
 //! no false `L`/`R` lines and no trailing remote-only entry is lost (the
-//! real client's merge bugs, Q16).
+//! real client's merge bugs, state.md Q16).
 
 use crate::client::{self, ClientOptions, OpenError, Session};
 use crate::config::Config;
 use crate::db::Db;
+use crate::log::Errors;
 use crate::mark::{self, MarkOptions};
-use crate::protocol::{self, codec};
+use crate::protocol::{self, Request, Target};
 use crate::urlenc::{decode, encode};
 use crate::{Fatal, log, msg};
 use std::io::Write;
@@ -30,7 +31,7 @@ pub struct CompareOptions<'a> {
     pub args: Vec<Vec<u8>>,
     /// `--json`: one object per difference
     pub json: bool,
-    pub client: ClientOptions<'a>,
+    pub client: &'a ClientOptions<'a>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -50,8 +51,20 @@ impl Kind {
     }
 }
 
-/// Runs the comparison; the exit code before errors are counted in.
-pub fn run(cfg: &Config, db: &mut Db, opts: &CompareOptions) -> Result<i32, Fatal> {
+/// Runs the comparison; the exit code before errors are counted in, and
+/// the errors met.
+pub fn run(cfg: &Config, db: &mut Db, opts: &CompareOptions) -> Result<(i32, Errors), Fatal> {
+    let mut errors = Errors::default();
+    let code = run_with(cfg, db, opts, &mut errors)?;
+    Ok((code, errors))
+}
+
+fn run_with(
+    cfg: &Config,
+    db: &mut Db,
+    opts: &CompareOptions,
+    errors: &mut Errors,
+) -> Result<i32, Fatal> {
     let args = &opts.args;
     match args.len() {
         0 | 1 => {
@@ -59,20 +72,20 @@ pub fn run(cfg: &Config, db: &mut Db, opts: &CompareOptions) -> Result<i32, Fata
             if let (true, Some(f)) = (opts.diff, &file) {
                 // -TT FILE: straight to the diffs, for every peer of the file
                 for (peer, my) in file_pairs(cfg, f, opts) {
-                    diff_file(cfg, db, opts, &my, &peer, f)?;
+                    diff_file(cfg, db, opts, &my, &peer, f, errors)?;
                 }
                 return Ok(2);
             }
             let mut in_sync = true;
             for (my, peer) in all_pairs(cfg) {
-                in_sync &= compare_pair(cfg, db, opts, &my, &peer, file.as_deref())?;
+                in_sync &= compare_pair(cfg, db, opts, &my, &peer, file.as_deref(), errors)?;
             }
             Ok(if in_sync { 2 } else { 0 })
         }
         _ => {
             let (my, peer) = (&args[0], &args[1]);
             if !pair_exists(cfg, my, peer) {
-                log::error("Host pair not found in configuration.");
+                errors.error("Host pair not found in configuration.");
                 return Ok(1);
             }
             let file = args.get(2).map(|a| cfg.prefix_encode(a));
@@ -81,11 +94,11 @@ pub fn run(cfg: &Config, db: &mut Db, opts: &CompareOptions) -> Result<i32, Fata
                     .iter()
                     .any(|(p, m)| p == peer && m == my)
                 {
-                    diff_file(cfg, db, opts, my, peer, f)?;
+                    diff_file(cfg, db, opts, my, peer, f, errors)?;
                 }
                 return Ok(0);
             }
-            let in_sync = compare_pair(cfg, db, opts, my, peer, file.as_deref())?;
+            let in_sync = compare_pair(cfg, db, opts, my, peer, file.as_deref(), errors)?;
             Ok(if in_sync { 2 } else { 0 })
         }
     }
@@ -163,12 +176,13 @@ fn connect(
     db: &mut Db,
     peer: &[u8],
     opts: &CompareOptions,
+    errors: &mut Errors,
 ) -> Result<Option<Session>, Fatal> {
-    match client::open(cfg, db, peer, &opts.client) {
+    match client::open(cfg, db, peer, opts.client) {
         Ok(s) => Ok(Some(s)),
         Err(OpenError::Tls(m)) => Err(Fatal::msg(m)),
         Err(_) => {
-            client::connection_failed(peer);
+            client::connection_failed(errors, peer);
             Ok(None)
         }
     }
@@ -182,11 +196,12 @@ fn compare_pair(
     my: &[u8],
     peer: &[u8],
     file: Option<&[u8]>,
+    errors: &mut Errors,
 ) -> Result<bool, Fatal> {
-    let Some(mut session) = connect(cfg, db, peer, opts)? else {
+    let Some(mut session) = connect(cfg, db, peer, opts, errors)? else {
         return Ok(true);
     };
-    let Some(remote) = list_remote(cfg, &mut session, my, peer, file) else {
+    let Some(remote) = list_remote(cfg, &mut session, my, peer, file, errors) else {
         return Ok(true);
     };
     session.close();
@@ -270,7 +285,7 @@ fn compare_pair(
     if opts.diff {
         // collected per pair, shown in reverse order
         for (_, name) in found.iter().rev() {
-            diff_file(cfg, db, opts, my, peer, name)?;
+            diff_file(cfg, db, opts, my, peer, name, errors)?;
         }
     }
     Ok(found.is_empty())
@@ -284,18 +299,19 @@ fn list_remote(
     my: &[u8],
     peer: &[u8],
     file: Option<&[u8]>,
+    errors: &mut Errors,
 ) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let broken = || {
-        client::connection_failed(peer);
+    let broken = |errors: &mut Errors| {
+        client::connection_failed(errors, peer);
         None
     };
     match session.identify(my) {
         Ok(true) => {}
         Ok(false) => {
-            log::error(msg!("ERROR: Identification by ", peer, " refused."));
+            errors.error(msg!("ERROR: Identification by ", peer, " refused."));
             return None;
         }
-        Err(_) => return broken(),
+        Err(_) => return broken(errors),
     }
     let mut keys: Vec<&[u8]> = Vec::new();
     for g in cfg.active_groups() {
@@ -304,19 +320,21 @@ fn list_remote(
             keys.push(&g.key);
         }
     }
-    let fname = file.map(encode).unwrap_or_else(|| b"-".to_vec());
-    let mut args: Vec<&[u8]> = vec![peer, &fname];
-    args.extend(keys);
     // the host name and the keys go unencoded, as the real client sends them
-    let line = codec::command_raw("LIST", &args);
+    let line = Request::List {
+        myname: peer,
+        file,
+        keys,
+    }
+    .encode();
     if session.conn.send(&line).is_err() {
-        return broken();
+        return broken(errors);
     }
     let mut rows = Vec::new();
     loop {
         let l = match session.conn.read_status() {
             Ok(l) => l,
-            Err(_) => return broken(),
+            Err(_) => return broken(errors),
         };
         if l.starts_with(b"OK (") {
             return Some(rows);
@@ -327,7 +345,7 @@ fn list_remote(
             rows.push((decode(&l[..tab]), decode(&l[tab + 1..])));
             continue;
         }
-        log::error(msg!("ERROR from peer ", peer, ": ", l));
+        errors.error(msg!("ERROR from peer ", peer, ": ", l));
         return None;
     }
 }
@@ -340,6 +358,7 @@ fn diff_file(
     my: &[u8],
     peer: &[u8],
     file: &[u8],
+    errors: &mut Errors,
 ) -> Result<(), Fatal> {
     let Some(key) = cfg
         .matching_groups(true)
@@ -348,38 +367,45 @@ fn diff_file(
     else {
         return Ok(());
     };
-    let Some(mut session) = connect(cfg, db, peer, opts)? else {
+    let Some(mut session) = connect(cfg, db, peer, opts, errors)? else {
         return Ok(());
     };
     match session.identify(my) {
         Ok(true) => {}
         Ok(false) => {
-            log::error(msg!("ERROR: Identification by ", peer, " refused."));
+            errors.error(msg!("ERROR: Identification by ", peer, " refused."));
             return Ok(());
         }
         Err(_) => {
-            client::connection_failed(peer);
+            client::connection_failed(errors, peer);
             return Ok(());
         }
     }
-    let st = match session.request(&codec::command("TYPE", &[&key, file])) {
+    let st = match session.request(&Request::Type(Target { key: &key, file })) {
         Ok(s) => s,
         Err(_) => {
-            client::connection_failed(peer);
+            client::connection_failed(errors, peer);
             return Ok(());
         }
     };
     if protocol::classify(&st) != protocol::Status::Ok {
-        log::error(msg!("ERROR from peer ", peer, ": ", st));
+        errors.error(msg!("ERROR from peer ", peer, ": ", st));
         return Ok(());
     }
     let real = cfg.prefix_decode(file).unwrap_or_else(|_| file.to_vec());
     let _ = std::io::stdout().flush();
-    run_diff(&mut session, my, peer, file, &real);
+    run_diff(&mut session, my, peer, file, &real, errors);
     Ok(())
 }
 
-fn run_diff(session: &mut Session, my: &[u8], peer: &[u8], file: &[u8], real: &[u8]) {
+fn run_diff(
+    session: &mut Session,
+    my: &[u8],
+    peer: &[u8],
+    file: &[u8],
+    real: &[u8],
+    errors: &mut Errors,
+) {
     use std::os::unix::ffi::OsStrExt;
     use std::process::{Command, Stdio};
     let os = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_os_string();
@@ -394,7 +420,7 @@ fn run_diff(session: &mut Session, my: &[u8], peer: &[u8], file: &[u8], real: &[
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            log::error(format!("Can't run diff: {}", log::strerror(&e)));
+            errors.error(format!("Can't run diff: {}", log::strerror(&e)));
             return;
         }
     };

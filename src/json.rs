@@ -3,83 +3,50 @@
 //! is shown with replacement characters and also given exactly as hex in
 //! `<key>_hex`.
 
-/// One object, built field by field.
+use serde_json::{Map, Value};
+
+/// One object, built field by field (in that order).
+#[derive(Default)]
 pub struct Obj {
-    out: Vec<u8>,
-}
-
-impl Default for Obj {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            c => {
-                let mut b = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
+    map: Map<String, Value>,
 }
 
 impl Obj {
     pub fn new() -> Obj {
-        Obj { out: vec![b'{'] }
-    }
-
-    fn key(&mut self, k: &str) {
-        if self.out.len() > 1 {
-            self.out.push(b',');
-        }
-        push_str(&mut self.out, k);
-        self.out.push(b':');
+        Obj::default()
     }
 
     /// A byte string; not UTF-8: also `<k>_hex`.
     pub fn bytes(mut self, k: &str, v: &[u8]) -> Obj {
-        self.key(k);
         match std::str::from_utf8(v) {
-            Ok(s) => push_str(&mut self.out, s),
+            Ok(s) => {
+                self.map.insert(k.to_string(), Value::from(s));
+            }
             Err(_) => {
-                push_str(&mut self.out, &String::from_utf8_lossy(v));
+                let lossy = String::from_utf8_lossy(v).into_owned();
+                self.map.insert(k.to_string(), Value::from(lossy));
                 let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
-                self.key(&format!("{k}_hex"));
-                push_str(&mut self.out, &hex);
+                self.map.insert(format!("{k}_hex"), Value::from(hex));
             }
         }
         self
     }
 
     pub fn bool(mut self, k: &str, v: bool) -> Obj {
-        self.key(k);
-        self.out
-            .extend_from_slice(if v { b"true" } else { b"false" });
+        self.map.insert(k.to_string(), Value::from(v));
         self
     }
 
     pub fn num(mut self, k: &str, v: i64) -> Obj {
-        self.key(k);
-        self.out.extend_from_slice(v.to_string().as_bytes());
+        self.map.insert(k.to_string(), Value::from(v));
         self
     }
 
     /// The object and a newline.
-    pub fn line(mut self) -> Vec<u8> {
-        self.out.extend_from_slice(b"}\n");
-        self.out
+    pub fn line(self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(&Value::Object(self.map)).unwrap_or_default();
+        out.push(b'\n');
+        out
     }
 }
 

@@ -1,7 +1,10 @@
 //! csync2-rs: a drop-in reimplementation of LINBIT's csync2.
 //!
-//! Data flows one way: command line (`cli`) → configuration (`config`) →
-//! state (`db`, `checktxt`) → operations (`check`, `mark`, `listing`, …).
+//! Data flows one way: command line (`cli`) → start-up (`setup`) →
+//! configuration (`config`) → state (`db`, `checktxt`) → operations
+//! (`check`, `mark`, `update`, `compare`, …) → wire protocol (`protocol`).
+//! The server (`server`) is another entry point on the same layers.
+//! doc/architecture.md maps every role to its file.
 
 pub mod action;
 pub mod app;
@@ -28,6 +31,7 @@ pub mod paths;
 pub mod progress;
 pub mod protocol;
 pub mod server;
+pub mod setup;
 pub mod tls;
 pub mod update;
 pub mod urlenc;

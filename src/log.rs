@@ -3,24 +3,59 @@
 //! or through syslog with `-l` and in inetd mode. Also the error counter
 //! behind `Finished with N errors.` and the exit code.
 
+//! Diagnostics as the real program prints them (cli.md §12.9–§12.10):
+//! a message of level L is shown when L ≤ the number of `-v`; on stderr,
+//! or through syslog with `-l` and in inetd mode. One [`Sink`] per process
+//! holds how output looks and where it goes; a thread may hold its output
+//! back ([`capture`]) to print it later in order. Errors are counted by the
+//! operations that meet them, in an [`Errors`] value they return.
+
 use std::io::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-static VERBOSITY: AtomicU32 = AtomicU32::new(0);
-static SYSLOG: AtomicBool = AtomicBool::new(false);
-static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
-static PID_PREFIX: AtomicBool = AtomicBool::new(false);
-static ERRORS: AtomicI32 = AtomicI32::new(0);
-static PRINTED: AtomicBool = AtomicBool::new(false);
-static LOCK: Mutex<()> = Mutex::new(());
+/// Where messages go and how they look, set up once at start.
+pub struct Sink {
+    verbosity: AtomicU32,
+    syslog: AtomicBool,
+    timestamps: AtomicBool,
+    /// `<pid> ` before each line (a forked server connection)
+    pid_prefix: AtomicBool,
+    /// anything went through the logger (for `Finished with 0 errors.`)
+    printed: AtomicBool,
+    /// one line at a time on stderr
+    lock: Mutex<()>,
+    /// the progress line on stderr, if one is shown (redrawn after
+    /// messages)
+    progress: Mutex<Option<Vec<u8>>>,
+    /// `-s FILE`
+    stamp_file: Mutex<Option<std::fs::File>>,
+    /// when the run started (for TOTALTIME)
+    start: Mutex<Option<std::time::Instant>>,
+}
+
+static SINK: Sink = Sink {
+    verbosity: AtomicU32::new(0),
+    syslog: AtomicBool::new(false),
+    timestamps: AtomicBool::new(false),
+    pid_prefix: AtomicBool::new(false),
+    printed: AtomicBool::new(false),
+    lock: Mutex::new(()),
+    progress: Mutex::new(None),
+    stamp_file: Mutex::new(None),
+    start: Mutex::new(None),
+};
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 pub fn set_verbosity(v: u32) {
-    VERBOSITY.store(v, Ordering::Relaxed);
+    SINK.verbosity.store(v, Ordering::Relaxed);
 }
 
 pub fn verbosity() -> u32 {
-    VERBOSITY.load(Ordering::Relaxed)
+    SINK.verbosity.load(Ordering::Relaxed)
 }
 
 pub fn enabled(level: u32) -> bool {
@@ -28,15 +63,15 @@ pub fn enabled(level: u32) -> bool {
 }
 
 pub fn set_timestamps(on: bool) {
-    TIMESTAMPS.store(on, Ordering::Relaxed);
+    SINK.timestamps.store(on, Ordering::Relaxed);
 }
 
 pub fn set_pid_prefix(on: bool) {
-    PID_PREFIX.store(on, Ordering::Relaxed);
+    SINK.pid_prefix.store(on, Ordering::Relaxed);
 }
 
 pub fn use_syslog() {
-    if !SYSLOG.swap(true, Ordering::Relaxed) {
+    if !SINK.syslog.swap(true, Ordering::Relaxed) {
         // the ident must live for the whole process
         static IDENT: &[u8] = b"csync2\0";
         unsafe {
@@ -50,33 +85,49 @@ pub fn use_syslog() {
 }
 
 pub fn syslog_enabled() -> bool {
-    SYSLOG.load(Ordering::Relaxed)
-}
-
-/// Counts one error (for `Finished with N errors.` and the exit code).
-pub fn count_error() {
-    ERRORS.fetch_add(1, Ordering::Relaxed);
-}
-
-pub fn errors() -> i32 {
-    ERRORS.load(Ordering::Relaxed)
-}
-
-pub fn set_errors(n: i32) {
-    ERRORS.store(n, Ordering::Relaxed);
+    SINK.syslog.load(Ordering::Relaxed)
 }
 
 /// Whether any message went through the logger (for `Finished with 0 errors.`).
 pub fn anything_printed() -> bool {
-    PRINTED.load(Ordering::Relaxed)
+    SINK.printed.load(Ordering::Relaxed)
+}
+
+/// The errors an operation met (for `Finished with N errors.` and the exit
+/// code): each is printed at level 0 as it happens and counted here; the
+/// operation returns the count to its caller.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Errors(u32);
+
+impl Errors {
+    /// Prints an error message (level 0) and counts it.
+    pub fn error(&mut self, msg: impl AsRef<[u8]>) {
+        self.0 += 1;
+        debug(0, msg);
+    }
+
+    /// Counts an error whose message was printed otherwise (or not at all,
+    /// as the real client's refused HELLO in update mode).
+    pub fn count(&mut self) {
+        self.0 += 1;
+    }
+
+    /// Adds what another operation met.
+    pub fn add(&mut self, other: Errors) {
+        self.0 += other.0;
+    }
+
+    pub fn total(self) -> u32 {
+        self.0
+    }
 }
 
 fn prefix() -> Vec<u8> {
     let mut p = Vec::new();
-    if PID_PREFIX.load(Ordering::Relaxed) {
+    if SINK.pid_prefix.load(Ordering::Relaxed) {
         p.extend_from_slice(format!("<{}> ", std::process::id()).as_bytes());
     }
-    if TIMESTAMPS.load(Ordering::Relaxed) {
+    if SINK.timestamps.load(Ordering::Relaxed) {
         p.extend_from_slice(clock_prefix().as_bytes());
     }
     p
@@ -138,7 +189,7 @@ pub fn replay(held: Vec<Held>) {
 pub fn stdout(b: &[u8]) {
     if !hold(|| Held::Stdout(b.to_vec())) {
         // a terminal shared with the progress line: clear it first
-        let shown = PROGRESS.lock().map(|p| p.clone()).unwrap_or_default();
+        let shown = locked(&SINK.progress).clone();
         if shown.is_some() {
             let _ = std::io::stderr().write_all(CLEAR_LINE);
         }
@@ -160,7 +211,7 @@ pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
     if hold(|| Held::Log(level, msg.to_vec())) {
         return;
     }
-    PRINTED.store(true, Ordering::Relaxed);
+    SINK.printed.store(true, Ordering::Relaxed);
     if syslog_enabled() {
         let prio = match level {
             0 => libc::LOG_WARNING,
@@ -180,8 +231,8 @@ pub fn raw_stderr(msg: &[u8]) {
     if hold(|| Held::Raw(msg.to_vec())) {
         return;
     }
-    let _g = LOCK.lock();
-    let shown = PROGRESS.lock().map(|p| p.clone()).unwrap_or_default();
+    let _g = locked(&SINK.lock);
+    let shown = locked(&SINK.progress).clone();
     let mut line = Vec::new();
     if shown.is_some() {
         line.extend_from_slice(CLEAR_LINE);
@@ -195,8 +246,6 @@ pub fn raw_stderr(msg: &[u8]) {
     let _ = std::io::stderr().write_all(&line);
 }
 
-/// The progress line on stderr, if one is shown (redrawn after messages).
-static PROGRESS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
 const CLEAR_LINE: &[u8] = b"\r\x1b[K";
 
 /// Whether a progress line may be shown: stderr is a terminal, no `-l`,
@@ -207,21 +256,13 @@ pub fn progress_wanted() -> bool {
 
 /// Shows `text` as the progress line (None: removes it).
 pub fn progress(text: Option<&[u8]>) {
-    let _g = LOCK.lock();
+    let _g = locked(&SINK.lock);
     let mut out = CLEAR_LINE.to_vec();
     if let Some(t) = text {
         out.extend_from_slice(t);
     }
-    if let Ok(mut p) = PROGRESS.lock() {
-        *p = text.map(<[u8]>::to_vec);
-    }
+    *locked(&SINK.progress) = text.map(<[u8]>::to_vec);
     let _ = std::io::stderr().write_all(&out);
-}
-
-/// An error message (level 0) that also counts as an error.
-pub fn error(msg: impl AsRef<[u8]>) {
-    count_error();
-    debug(0, msg);
 }
 
 /// C's strerror text for an I/O error.
@@ -251,38 +292,27 @@ macro_rules! msg {
     }};
 }
 
-static STAMP_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
-static START: Mutex<Option<std::time::Instant>> = Mutex::new(None);
-
 /// `-s FILE`: TIMESTAMP/TOTALTIME lines are also appended there.
 pub fn open_stamp_file(path: &std::path::Path) -> std::io::Result<()> {
     let f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)?;
-    *STAMP_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    *locked(&SINK.stamp_file) = Some(f);
     Ok(())
 }
 
 fn stamp_line(line: &str) {
-    if TIMESTAMPS.load(Ordering::Relaxed) {
+    if SINK.timestamps.load(Ordering::Relaxed) {
         let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
     }
-    if let Some(f) = STAMP_FILE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-    {
+    if let Some(f) = locked(&SINK.stamp_file).as_mut() {
         let _ = f.write_all(format!("<{}> {line}\n", std::process::id()).as_bytes());
     }
 }
 
 fn stamps_wanted() -> bool {
-    TIMESTAMPS.load(Ordering::Relaxed)
-        || STAMP_FILE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+    SINK.timestamps.load(Ordering::Relaxed) || locked(&SINK.stamp_file).is_some()
 }
 
 fn timestamp_text() -> String {
@@ -303,7 +333,7 @@ fn timestamp_text() -> String {
 
 /// `TIMESTAMP: …` at start (cli.md §12.8).
 pub fn start_stamp() {
-    *START.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    *locked(&SINK.start) = Some(std::time::Instant::now());
     if stamps_wanted() {
         stamp_line(&format!("TIMESTAMP: {}", timestamp_text()));
     }
@@ -314,9 +344,7 @@ pub fn end_stamp(total: bool) {
     if !stamps_wanted() {
         return;
     }
-    let secs = START
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    let secs = locked(&SINK.start)
         .map(|s| s.elapsed().as_secs())
         .unwrap_or(0);
     stamp_line(&format!("TIMESTAMP: {}", timestamp_text()));

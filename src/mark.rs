@@ -1,10 +1,11 @@
-//! Marking files dirty (state.md §3.6) and the `-m` / `-f` modes (§3.8).
+//! Marking files dirty (state.md §3.6) and the `-m` / `-f` modes (state.md §3.8).
 
 use crate::action;
 use crate::config::Config;
 use crate::db::Db;
 use crate::{Fatal, log, msg};
 
+#[derive(Clone)]
 pub struct MarkOptions {
     /// `-F`: new rows get the force flag
     pub force_new: bool,

@@ -226,7 +226,14 @@ fn man_page_documents_every_option() {
         assert!(want.contains(o), "usage parser missed {o}: {want:?}");
     }
     // csync2-rs additions
-    for o in ["--gen-cert", "--force", "--rsa", "--json"] {
+    for o in [
+        "--gen-cert",
+        "--force",
+        "--rsa",
+        "--json",
+        "--help",
+        "--version",
+    ] {
         want.insert(o.to_string());
     }
     let have = man_entries(&read("doc/csync2.1"));

@@ -24,6 +24,16 @@ pub enum ConnError {
     Format,
 }
 
+impl ConnError {
+    /// The peer sent (or took) nothing for the socket's whole timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnError::Io(e) if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ))
+    }
+}
+
 impl From<io::Error> for ConnError {
     fn from(e: io::Error) -> ConnError {
         ConnError::Io(e)

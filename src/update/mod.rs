@@ -7,10 +7,11 @@ use crate::config::Config;
 use crate::config::matcher::is_at_or_below;
 use crate::db::{Db, DirtyRow};
 use crate::fsutil::{self, Stat};
+use crate::log::Errors;
 use crate::mark::{self, MarkOptions};
 use crate::progress::{Progress, file_bytes};
 use crate::protocol::conn::ConnError;
-use crate::protocol::{self, Status, codec, delta};
+use crate::protocol::{self, FileKind, MakeArg, Request, Status, Target, delta};
 use crate::urlenc;
 use crate::{Fatal, log, msg};
 use std::collections::{HashMap, HashSet};
@@ -27,7 +28,7 @@ pub struct UpdateOptions<'a> {
     pub only_peers: Option<Vec<Vec<u8>>>,
     /// canonical real names from the command line (empty: everything)
     pub args: Vec<Vec<u8>>,
-    pub client: ClientOptions<'a>,
+    pub client: &'a ClientOptions<'a>,
 }
 
 /// What to do with the signature in a SIG answer.
@@ -75,12 +76,17 @@ enum Missing {
     Skip(Vec<u8>),
 }
 
-/// The connection broke: the rest of this peer's files are skipped.
-struct Broken;
+/// The connection broke (or the peer went silent for the whole timeout):
+/// the rest of this peer's files are skipped.
+struct Broken {
+    timed_out: bool,
+}
 
 impl From<ConnError> for Broken {
-    fn from(_: ConnError) -> Broken {
-        Broken
+    fn from(e: ConnError) -> Broken {
+        Broken {
+            timed_out: e.is_timeout(),
+        }
     }
 }
 
@@ -90,7 +96,8 @@ pub fn update(
     db: &mut Db,
     opts: &UpdateOptions,
     mut streamed: HashMap<Vec<u8>, stream::Streamed>,
-) -> Result<(), Fatal> {
+) -> Result<Errors, Fatal> {
+    let mut errors = Errors::default();
     db.batch_from_start();
     let mut peers = db.dirty_peers()?;
     // the real client walks `GROUP BY peername` from the end
@@ -101,18 +108,18 @@ pub fn update(
         {
             continue;
         }
-        update_peer(cfg, db, opts, peer, streamed.remove(peer))?;
+        errors.add(update_peer(cfg, db, opts, peer, streamed.remove(peer))?);
     }
     for (_, s) in streamed {
         if let Some(Ok(session)) = s.session {
             session.close();
         }
     }
-    Ok(())
+    Ok(errors)
 }
 
 /// The row is selected by the command-line arguments (prefix forms too:
-/// the real client never selects `%prefix%` rows by argument, Q13).
+/// the real client never selects `%prefix%` rows by argument, state.md Q13).
 fn selected(cfg: &Config, opts: &UpdateOptions, file: &[u8]) -> bool {
     if opts.args.is_empty() {
         return true;
@@ -149,9 +156,9 @@ fn key_for<'c>(cfg: &'c Config, file: &[u8], peer: &[u8]) -> Option<&'c [u8]> {
 
 /// `While syncing file …: <reply>` as the real client prints it, then a
 /// line that names the peer and says what to do (ours only).
-pub(crate) fn sync_failed(peer: &[u8], file: &[u8], reply: impl AsRef<[u8]>) {
+pub(crate) fn sync_failed(errors: &mut Errors, peer: &[u8], file: &[u8], reply: impl AsRef<[u8]>) {
     let reply = reply.as_ref();
-    log::error(msg!("While syncing file ", file, ": ", reply));
+    errors.error(msg!("While syncing file ", file, ": ", reply));
     log::debug(0, hint(peer, file, reply));
 }
 
@@ -210,7 +217,8 @@ fn update_peer(
     opts: &UpdateOptions,
     peer: &[u8],
     streamed: Option<stream::Streamed>,
-) -> Result<(), Fatal> {
+) -> Result<Errors, Fatal> {
+    let mut errors = Errors::default();
     if peer_rows(cfg, db, opts, peer)?.is_empty() {
         if let Some(stream::Streamed {
             session: Some(Ok(s)),
@@ -219,7 +227,7 @@ fn update_peer(
         {
             s.close();
         }
-        return Ok(());
+        return Ok(errors);
     }
     // a session the stream opened (and its messages) goes on here
     let (held, opened, done) = match streamed {
@@ -228,22 +236,26 @@ fn update_peer(
     };
     log::replay(held);
     let negotiated = opened.is_some();
-    let opened = opened.unwrap_or_else(|| client::open(cfg, db, peer, &opts.client));
+    let opened = opened.unwrap_or_else(|| client::open(cfg, db, peer, opts.client));
     let mut session = match opened {
         Ok(s) => s,
         Err(OpenError::Tls(m)) => {
-            // fatal for the whole run, as in the real client (Q32)
+            // fatal for the whole run, as in the real client (protocol.md Q32)
             return Err(Fatal::msg(m));
         }
         Err(_) => {
-            client::connection_failed(peer);
+            client::connection_failed(&mut errors, peer);
             log::debug(1, "Host stays in dirty state. Try again later...");
-            return Ok(());
+            return Ok(errors);
         }
     };
-    if !negotiated && session.negotiate_pipeline().is_err() {
-        log::error("Connection closed.");
-        return Ok(());
+    if !negotiated && let Err(e) = session.negotiate_pipeline() {
+        if e.is_timeout() {
+            client::timed_out(&mut errors, peer, opts.client.timeout);
+        } else {
+            errors.error("Connection closed.");
+        }
+        return Ok(errors);
     }
     let mut run = PeerRun {
         cfg,
@@ -254,8 +266,8 @@ fn update_peer(
         missing: HashSet::new(),
         progress: Progress::new(peer, 0, 0),
         streamed: done,
+        errors: Errors::default(),
     };
-    let errors_at_start = log::errors();
     loop {
         match run.pass() {
             Ok(None) => break,
@@ -263,22 +275,28 @@ fn update_peer(
                 // recreate the missing parent from this host's file table,
                 // then start over (state.md §4.7)
                 run.mark_subtree(&dir)?;
-                log::set_errors(errors_at_start);
+                // what the abandoned pass met is met again by the next
+                run.errors = Errors::default();
             }
             Err(PassError::Fatal(f)) => return Err(f),
-            Err(PassError::Broken) => {
-                log::error("Connection closed.");
-                return Ok(());
+            Err(PassError::Broken { timed_out }) => {
+                if timed_out {
+                    client::timed_out(&mut run.errors, peer, opts.client.timeout);
+                } else {
+                    run.errors.error("Connection closed.");
+                }
+                return Ok(run.errors);
             }
         }
     }
+    let errors = run.errors;
     session.close();
-    Ok(())
+    Ok(errors)
 }
 
 enum PassError {
     Fatal(Fatal),
-    Broken,
+    Broken { timed_out: bool },
 }
 
 impl From<Fatal> for PassError {
@@ -294,8 +312,10 @@ impl From<crate::db::DbError> for PassError {
 }
 
 impl From<Broken> for PassError {
-    fn from(_: Broken) -> PassError {
-        PassError::Broken
+    fn from(b: Broken) -> PassError {
+        PassError::Broken {
+            timed_out: b.timed_out,
+        }
     }
 }
 
@@ -311,6 +331,8 @@ struct PeerRun<'a, 'o> {
     /// files the stream during the check already brought to the peer:
     /// file → (HELLO name, messages)
     streamed: HashMap<Vec<u8>, (Vec<u8>, Vec<log::Held>)>,
+    /// the errors of this pass
+    errors: Errors,
 }
 
 impl<'a> PeerRun<'a, '_> {
@@ -402,7 +424,7 @@ impl<'a> PeerRun<'a, '_> {
             return Missing::Restart(dir);
         }
         // the same parent again: nothing here can create it
-        log::error(msg!(
+        self.errors.error(msg!(
             "ERROR: Cannot create missing parent ",
             dir,
             " on ",
@@ -417,7 +439,7 @@ impl<'a> PeerRun<'a, '_> {
             return Ok(true);
         }
         // counted, but silent at level 0 in update mode, as the real client
-        log::count_error();
+        self.errors.count();
         log::debug(2, msg!("Identification by ", self.peer, " refused."));
         Ok(false)
     }
@@ -431,7 +453,7 @@ impl<'a> PeerRun<'a, '_> {
             };
             let root = fsutil::prefix_root_len(&name, &real);
             if fsutil::lstat(&real).is_ok() && !fsutil::under_symlink(&real, root) {
-                // the real client also runs this host's actions here (Q7)
+                // the real client also runs this host's actions here (state.md Q7)
                 mark::mark_dirty(self.cfg, self.db, &opts, &name, Some(self.peer), None)?;
             }
         }
@@ -478,12 +500,12 @@ impl<'a> PeerRun<'a, '_> {
         });
         let seen = match seen {
             Ok(s) => s.unwrap_or(SigSeen::Missing),
-            Err(ConnError::Format) => return Err(Broken),
+            Err(ConnError::Format) => return Err(Broken { timed_out: false }),
             Err(e) => return Err(e.into()),
         };
         let st = conn.read_status()?;
         if protocol::classify(&st) != Status::Ok {
-            log::error(msg!("While syncing file: ", st));
+            self.errors.error(msg!("While syncing file: ", st));
             return Ok(None);
         }
         Ok(Some(seen))
@@ -499,16 +521,14 @@ impl<'a> PeerRun<'a, '_> {
             }
             let st = self
                 .session
-                .request(&codec::command_raw("FLUSH", &[key, &urlenc::encode(file)]))?;
+                .request(&Request::Flush(Target { key, file }))?;
             if protocol::classify(&st) != Status::Ok {
-                sync_failed(self.peer, file, &st);
+                sync_failed(&mut self.errors, self.peer, file, &st);
                 self.stays();
                 return Ok(());
             }
         } else {
-            let st = self
-                .session
-                .request(&codec::command_raw("SIG", &[key, &urlenc::encode(file)]))?;
+            let st = self.session.request(&Request::Sig(Target { key, file }))?;
             match protocol::classify(&st) {
                 // the parent is gone there, so the file is too
                 Status::ParentMissing => {
@@ -521,7 +541,7 @@ impl<'a> PeerRun<'a, '_> {
                 }
                 Status::Ok => {}
                 _ => {
-                    sync_failed(self.peer, file, &st);
+                    sync_failed(&mut self.errors, self.peer, file, &st);
                     self.stays();
                     return Ok(());
                 }
@@ -545,34 +565,29 @@ impl<'a> PeerRun<'a, '_> {
                 return Ok(());
             }
         }
-        let enc = urlenc::encode(file);
-        let st = self
-            .session
-            .request(&codec::command_raw("DEL", &[key, &enc]))?;
+        let at = Target { key, file };
+        let st = self.session.request(&Request::Del(at))?;
         match protocol::classify(&st) {
             Status::Ok => self.done(file)?,
             Status::Conflict => {
                 if !self.auto_resolve(file, key, None)? {
-                    log::count_error();
+                    self.errors.count();
                     self.stays();
                     return Ok(());
                 }
                 log::debug(1, msg!("Deleting ", file, " on ", self.peer, " ..."));
-                let retried = self.flush(file, key, &enc)?
-                    && protocol::classify(
-                        &self
-                            .session
-                            .request(&codec::command_raw("DEL", &[key, &enc]))?,
-                    ) == Status::Ok;
+                let retried = self.flush(file, key)?
+                    && protocol::classify(&self.session.request(&Request::Del(at))?) == Status::Ok;
                 if retried {
                     self.done(file)?;
                 } else {
-                    log::error("ERROR: Auto-resolving failed. Giving up.");
+                    self.errors
+                        .error("ERROR: Auto-resolving failed. Giving up.");
                     self.stays();
                 }
             }
             _ => {
-                sync_failed(self.peer, file, &st);
+                sync_failed(&mut self.errors, self.peer, file, &st);
                 self.stays();
             }
         }
@@ -587,13 +602,13 @@ impl<'a> PeerRun<'a, '_> {
     ) -> Result<Outcome, PassError> {
         let file = &row.filename;
         let Ok(st) = fsutil::lstat(real) else {
-            log::error(msg!("ERROR: Cant stat ", file, "."));
+            self.errors.error(msg!("ERROR: Cant stat ", file, "."));
             return Ok(Outcome::Failed);
         };
         log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
-        let enc = urlenc::encode(file);
+        let at = Target { key, file };
         let target = if st.is_symlink() {
-            // the real client reads at most 1023 bytes for MKLINK (Q41)
+            // the real client reads at most 1023 bytes for MKLINK (protocol.md Q41)
             fsutil::readlink(real)
         } else {
             None
@@ -603,17 +618,13 @@ impl<'a> PeerRun<'a, '_> {
                 dry_line("!M", self.peer, file);
                 return Ok(Outcome::Done);
             }
-            let r = self
-                .session
-                .request(&codec::command_raw("FLUSH", &[key, &enc]))?;
+            let r = self.session.request(&Request::Flush(at))?;
             if protocol::classify(&r) != Status::Ok {
-                sync_failed(self.peer, file, &r);
+                sync_failed(&mut self.errors, self.peer, file, &r);
                 return Ok(self.stays());
             }
         } else {
-            let r = self
-                .session
-                .request(&codec::command_raw("SIG", &[key, &enc]))?;
+            let r = self.session.request(&Request::Sig(at))?;
             match protocol::classify(&r) {
                 Status::Ok => {}
                 // a dry run creates nothing, so nothing to recreate and
@@ -626,13 +637,13 @@ impl<'a> PeerRun<'a, '_> {
                     return Ok(Outcome::ParentMissing(fsutil::parent_dir(file).to_vec()));
                 }
                 _ => {
-                    sync_failed(self.peer, file, &r);
+                    sync_failed(&mut self.errors, self.peer, file, &r);
                     return Ok(self.stays());
                 }
             }
             let text = self.read_sig_text()?;
             let mine = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
-            // whole strings: the real client stops at the shorter one (Q2)
+            // whole strings: the real client stops at the shorter one (state.md Q2)
             let usage = if text == mine && st.is_file() {
                 SigUse::Compare(file, real)
             } else {
@@ -645,7 +656,8 @@ impl<'a> PeerRun<'a, '_> {
                 || match sig {
                     SigSeen::Same(Ok(same)) => !same,
                     SigSeen::Same(Err(e)) => {
-                        log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
+                        self.errors
+                            .error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
                         return Ok(Outcome::Failed);
                     }
                     SigSeen::Len(n) => n != 0,
@@ -658,12 +670,12 @@ impl<'a> PeerRun<'a, '_> {
                     return Ok(Outcome::Done);
                 }
                 if !st.is_symlink() {
-                    let r = self.session.request(&codec::command_raw(
-                        "SETIME",
-                        &[key, &enc, st.mtime.to_string().as_bytes()],
-                    ))?;
+                    let r = self.session.request(&Request::Setime {
+                        at,
+                        mtime: st.mtime,
+                    })?;
                     if protocol::classify(&r) != Status::Ok {
-                        sync_failed(self.peer, file, &r);
+                        sync_failed(&mut self.errors, self.peer, file, &r);
                         return Ok(self.stays());
                     }
                 }
@@ -675,7 +687,7 @@ impl<'a> PeerRun<'a, '_> {
                 return Ok(Outcome::Done);
             }
         }
-        self.apply(file, real, &enc, key, &st, target.as_deref(), None)
+        self.apply(file, real, key, &st, target.as_deref(), None)
     }
 
     /// The create step (unless `first` says how it already went), conflict
@@ -685,60 +697,57 @@ impl<'a> PeerRun<'a, '_> {
         &mut self,
         file: &[u8],
         real: &[u8],
-        enc: &[u8],
         key: &[u8],
         st: &Stat,
         target: Option<&[u8]>,
         first: Option<Step>,
     ) -> Result<Outcome, PassError> {
+        let at = Target { key, file };
         let step = match first {
             Some(s) => s,
-            None => self.create(file, real, enc, key, st, target)?,
+            None => self.create(file, real, key, st, target)?,
         };
         match step {
             Step::Ok => {}
             Step::Failed => return Ok(self.stays()),
             Step::Conflict => {
                 if !self.auto_resolve(file, key, Some(st))? {
-                    log::count_error();
+                    self.errors.count();
                     return Ok(self.stays());
                 }
                 // the entry starts over, forced
                 log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
-                let retried = self.flush(file, key, enc)?
-                    && matches!(self.create(file, real, enc, key, st, target)?, Step::Ok);
+                let retried = self.flush(file, key)?
+                    && matches!(self.create(file, real, key, st, target)?, Step::Ok);
                 if !retried {
-                    log::error("ERROR: Auto-resolving failed. Giving up.");
+                    self.errors
+                        .error("ERROR: Auto-resolving failed. Giving up.");
                     return Ok(self.stays());
                 }
             }
         }
         // a real server makes no socket node, so its metadata commands fail
-        // forever (Q11): for sockets their errors are ignored
+        // forever (protocol.md Q9): for sockets their errors are ignored
         let socket = st.is_socket();
-        let mut meta: Vec<Vec<u8>> = vec![codec::command_raw(
-            "SETOWN",
-            &[
-                key,
-                enc,
-                (st.uid as i32).to_string().as_bytes(),
-                (st.gid as i32).to_string().as_bytes(),
-            ],
-        )];
+        let mut meta = vec![Request::Setown {
+            at,
+            uid: (st.uid as i32).into(),
+            gid: (st.gid as i32).into(),
+        }];
         if !st.is_symlink() {
-            meta.push(codec::command_raw(
-                "SETMOD",
-                &[key, enc, (st.mode as i32).to_string().as_bytes()],
-            ));
-            meta.push(codec::command_raw(
-                "SETIME",
-                &[key, enc, st.mtime.to_string().as_bytes()],
-            ));
+            meta.push(Request::Setmod {
+                at,
+                mode: (st.mode as i32).into(),
+            });
+            meta.push(Request::Setime {
+                at,
+                mtime: st.mtime,
+            });
         }
         for m in meta {
             let r = self.session.request(&m)?;
             if protocol::classify(&r) != Status::Ok && !socket {
-                sync_failed(self.peer, file, &r);
+                sync_failed(&mut self.errors, self.peer, file, &r);
                 return Ok(self.stays());
             }
         }
@@ -751,47 +760,36 @@ impl<'a> PeerRun<'a, '_> {
         &mut self,
         file: &[u8],
         real: &[u8],
-        enc: &[u8],
         key: &[u8],
         st: &Stat,
         target: Option<&[u8]>,
     ) -> Result<Step, PassError> {
-        let line = if st.is_file() {
-            codec::command_raw("PATCH", &[key, enc])
-        } else if st.is_dir() {
-            codec::command_raw("MKDIR", &[key, enc])
-        } else if st.is_char_device() || st.is_block_device() {
-            // with the device number, which the real client leaves out (Q10)
-            let cmd = if st.is_char_device() {
-                "MKCHR"
-            } else {
-                "MKBLK"
-            };
-            codec::command_raw(cmd, &[key, enc, (st.rdev as i32).to_string().as_bytes()])
-        } else if st.is_fifo() {
-            codec::command_raw("MKFIFO", &[key, enc])
-        } else if st.is_symlink() {
-            let t = target.unwrap_or_default();
-            let t = &t[..t.len().min(1023)];
-            codec::command_raw("MKLINK", &[key, enc, &urlenc::encode(t)])
+        let at = Target { key, file };
+        let kind = FileKind::of(st);
+        let req = if kind == FileKind::Reg {
+            Request::Patch(at)
         } else {
-            codec::command_raw("MKSOCK", &[key, enc])
+            Request::Make {
+                at,
+                kind,
+                arg: make_arg(st, target),
+            }
         };
-        let r = self.session.request(&line)?;
+        let r = self.session.request(&req)?;
         match protocol::classify(&r) {
             Status::Ok => {}
             Status::Conflict => return Ok(Step::Conflict),
             _ => {
-                sync_failed(self.peer, file, &r);
+                sync_failed(&mut self.errors, self.peer, file, &r);
                 return Ok(Step::Failed);
             }
         }
         if !st.is_file() {
             return Ok(Step::Ok);
         }
-        // PATCH: a server that skipped the data phase answers finished (Q16)
+        // PATCH: a server that skipped the data phase answers finished (protocol.md Q16)
         if r == protocol::OK_FINISHED.as_bytes() {
-            log::error(msg!(
+            self.errors.error(msg!(
                 "While syncing file ",
                 file,
                 ": the peer skipped the data transfer."
@@ -802,7 +800,7 @@ impl<'a> PeerRun<'a, '_> {
         // large signatures are spooled, not held
         let sig = match conn.read_blob_with(|body, n| delta::read_sig(body, n)) {
             Ok(s) => s,
-            Err(ConnError::Format) => return Err(PassError::Broken),
+            Err(ConnError::Format) => return Err(PassError::Broken { timed_out: false }),
             Err(e) => return Err(Broken::from(e).into()),
         };
         let sig = match sig {
@@ -810,14 +808,14 @@ impl<'a> PeerRun<'a, '_> {
             Some(Err(e)) => {
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                sync_failed(self.peer, file, log::strerror(&e));
+                sync_failed(&mut self.errors, self.peer, file, log::strerror(&e));
                 return Ok(Step::Failed);
             }
             None => {
-                // answer the error blob with one, so both sides stay in step (Q18)
+                // answer the error blob with one, so both sides stay in step (protocol.md Q18)
                 conn.send_blob_error()?;
                 let r = conn.read_status()?;
-                sync_failed(self.peer, file, &r);
+                sync_failed(&mut self.errors, self.peer, file, &r);
                 return Ok(Step::Failed);
             }
         };
@@ -836,29 +834,29 @@ impl<'a> PeerRun<'a, '_> {
         let (mut tmp, n) = match spooled {
             Ok(x) => x,
             Err(e) => {
-                // tell the server the data is not coming (Q22)
+                // tell the server the data is not coming (protocol.md Q22)
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                sync_failed(self.peer, file, log::strerror(&e));
+                sync_failed(&mut self.errors, self.peer, file, log::strerror(&e));
                 return Ok(Step::Failed);
             }
         };
         conn.send_blob_from(&mut tmp, n)?;
         let r = conn.read_status()?;
         if protocol::classify(&r) != Status::Ok {
-            sync_failed(self.peer, file, &r);
+            sync_failed(&mut self.errors, self.peer, file, &r);
             return Ok(Step::Failed);
         }
         Ok(Step::Ok)
     }
 
     /// FLUSH before a forced update; false: refused (error counted).
-    fn flush(&mut self, file: &[u8], key: &[u8], enc: &[u8]) -> Result<bool, PassError> {
+    fn flush(&mut self, file: &[u8], key: &[u8]) -> Result<bool, PassError> {
         let r = self
             .session
-            .request(&codec::command_raw("FLUSH", &[key, enc]))?;
+            .request(&Request::Flush(Target { key, file }))?;
         if protocol::classify(&r) != Status::Ok {
-            sync_failed(self.peer, file, &r);
+            sync_failed(&mut self.errors, self.peer, file, &r);
             return Ok(false);
         }
         Ok(true)
@@ -874,7 +872,7 @@ impl<'a> PeerRun<'a, '_> {
     ) -> Result<bool, PassError> {
         use crate::config::AutoMethod;
         if local.is_none() {
-            // the real client prints this without a newline (Q5)
+            // the real client prints this without a newline (state.md Q5)
             log::debug(0, "auto resolving... response = 10");
         }
         let peer = self.peer;
@@ -920,11 +918,15 @@ impl<'a> PeerRun<'a, '_> {
             log::debug(0, "Do not auto-resolve conflict: This is a removal.");
             return Ok(false);
         };
-        let r = self
-            .session
-            .request(&codec::command_raw(cmd, &[key, &urlenc::encode(file)]))?;
+        let at = Target { key, file };
+        let req = if cmd == "GETTM" {
+            Request::Gettm(at)
+        } else {
+            Request::Getsz(at)
+        };
+        let r = self.session.request(&req)?;
         if protocol::classify(&r) != Status::Ok {
-            sync_failed(self.peer, file, &r);
+            sync_failed(&mut self.errors, self.peer, file, &r);
             return Ok(false);
         }
         let line = self.session.conn.read_line(16383)?;
@@ -939,8 +941,25 @@ impl<'a> PeerRun<'a, '_> {
     }
 }
 
+/// The kind-specific argument of MK* and X-PUT for an entry: a device's
+/// number (which the real client leaves out: protocol.md Q8), a symlink's
+/// target (at most 1023 bytes, as the real client reads it for MKLINK:
+/// protocol.md Q41).
+pub(crate) fn make_arg<'t>(st: &Stat, target: Option<&'t [u8]>) -> MakeArg<'t> {
+    match FileKind::of(st) {
+        k if k.is_device() => MakeArg::Dev((st.rdev as i32).into()),
+        FileKind::Link => {
+            let t = target.unwrap_or_default();
+            MakeArg::Target(&t[..t.len().min(1023)])
+        }
+        _ => MakeArg::None,
+    }
+}
+
 impl From<ConnError> for PassError {
-    fn from(_: ConnError) -> PassError {
-        PassError::Broken
+    fn from(e: ConnError) -> PassError {
+        PassError::Broken {
+            timed_out: e.is_timeout(),
+        }
     }
 }

@@ -12,9 +12,8 @@ use crate::db::DirtyRow;
 use crate::fsutil::{self, Stat};
 use crate::log::{self, Held};
 use crate::protocol::conn::{Conn, ConnError};
-use crate::protocol::{self, Status, codec};
-use crate::server::content_digest;
-use crate::{checktxt, msg, urlenc};
+use crate::protocol::{self, FileKind, Request, StatAnswer, Status, Target};
+use crate::{checktxt, msg};
 use std::collections::{HashSet, VecDeque};
 
 /// Reply bytes the peer may have queued for us at most. Far below what the
@@ -60,7 +59,6 @@ struct Job<'r> {
     row: &'r DirtyRow,
     real: Vec<u8>,
     key: Vec<u8>,
-    enc: Vec<u8>,
     st: Stat,
     target: Option<Vec<u8>>,
     text: Vec<u8>,
@@ -282,7 +280,6 @@ impl<'r> PeerRun<'_, '_> {
             row,
             real,
             key: Vec::new(),
-            enc: Vec::new(),
             st,
             target: None,
             text: Vec::new(),
@@ -312,7 +309,6 @@ impl<'r> PeerRun<'_, '_> {
             return Ok(());
         };
         job.key = key.to_vec();
-        job.enc = urlenc::encode(file);
         if job.st.is_symlink() {
             job.target = fsutil::readlink(&job.real);
         }
@@ -323,7 +319,7 @@ impl<'r> PeerRun<'_, '_> {
             return Ok(());
         }
         log::debug(1, msg!("Updating ", file, " on ", self.peer, " ..."));
-        let (line, cost) = stat_line(&job.key, &job.enc, &job.text);
+        let (line, cost) = stat_line(&job.key, &job.row.filename, &job.text);
         self.session.conn.write_all(&line)?;
         p.q.push_back(Waiting {
             job: p.jobs.len(),
@@ -354,7 +350,7 @@ impl<'r> PeerRun<'_, '_> {
                     }
                     _ => {
                         p.creating.remove(file.as_slice());
-                        super::sync_failed(self.peer, file, &r);
+                        super::sync_failed(&mut self.errors, self.peer, file, &r);
                         self.stays();
                         job.state = State::Finished;
                     }
@@ -367,7 +363,7 @@ impl<'r> PeerRun<'_, '_> {
 
     fn stat_reply(&mut self, p: &mut Pipe<'r>, j: usize) -> Result<(), PassError> {
         let file = p.jobs[j].row.filename.clone();
-        let (text, digest) = match read_stat_answer(&mut self.session.conn)? {
+        let (text, digest) = match StatAnswer::read(&mut self.session.conn)? {
             StatAnswer::ParentMissing
                 if self.opts.dry_run || p.creating.contains(fsutil::parent_dir(&file)) =>
             {
@@ -380,7 +376,7 @@ impl<'r> PeerRun<'_, '_> {
             }
             StatAnswer::Found(t, d) => (t, d),
             StatAnswer::Refused(r) => {
-                super::sync_failed(self.peer, &file, &r);
+                super::sync_failed(&mut self.errors, self.peer, &file, &r);
                 self.stays();
                 p.jobs[j].state = State::Finished;
                 return Ok(());
@@ -392,7 +388,8 @@ impl<'r> PeerRun<'_, '_> {
             match same_content(&job.row.filename, &job.real, &digest) {
                 Ok(s) => same = s,
                 Err(e) => {
-                    log::error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
+                    self.errors
+                        .error(msg!("ERROR: Cant read ", file, ": ", log::strerror(&e)));
                     job.state = State::Finished;
                     return Ok(());
                 }
@@ -416,7 +413,7 @@ impl<'r> PeerRun<'_, '_> {
             job.state = State::Finished;
             return Ok(());
         }
-        let remote_reg = kind(&text) == Some(b"reg");
+        let remote_reg = FileKind::of_check_text(&text) == Some(FileKind::Reg);
         if job.st.is_file() && remote_reg && job.st.size > WHOLE_FILE_MAX {
             job.state = State::Locked(Lock::Apply);
             return Ok(());
@@ -433,7 +430,7 @@ impl<'r> PeerRun<'_, '_> {
         let put = matches!(c, Change::Put);
         let sent = write_change(
             &mut self.session.conn,
-            (&job.row.filename, &job.real, &job.key, &job.enc),
+            (&job.row.filename, &job.real, &job.key),
             &job.st,
             job.target.as_deref(),
             put,
@@ -444,7 +441,12 @@ impl<'r> PeerRun<'_, '_> {
                 p.used += cost;
             }
             Err(e) => {
-                super::sync_failed(self.peer, &job.row.filename, log::strerror(&e));
+                super::sync_failed(
+                    &mut self.errors,
+                    self.peer,
+                    &job.row.filename,
+                    log::strerror(&e),
+                );
                 self.stays();
                 p.creating.remove(job.row.filename.as_slice());
                 job.state = State::Finished;
@@ -469,16 +471,8 @@ impl<'r> PeerRun<'_, '_> {
             }
             Lock::Apply | Lock::Resolve => {
                 let first = matches!(how, Lock::Resolve).then_some(Step::Conflict);
-                let (enc, st, target) = (job.enc.clone(), job.st, job.target.clone());
-                self.apply(
-                    &row.filename,
-                    &real,
-                    &enc,
-                    &key,
-                    &st,
-                    target.as_deref(),
-                    first,
-                )?
+                let (st, target) = (job.st, job.target.clone());
+                self.apply(&row.filename, &real, &key, &st, target.as_deref(), first)?
             }
         };
         match outcome {
@@ -517,91 +511,55 @@ impl Pipe<'_> {
 
 /// An `X-STAT` request and what its reply may cost: status, the encoded
 /// check text (about as long as ours), the digest.
-pub(super) fn stat_line(key: &[u8], enc: &[u8], text: &[u8]) -> (Vec<u8>, usize) {
-    let text = urlenc::encode(text);
-    let cost = 128 + text.len();
-    (codec::command_raw("X-STAT", &[key, enc, &text]), cost)
+pub(super) fn stat_line(key: &[u8], file: &[u8], text: &[u8]) -> (Vec<u8>, usize) {
+    let line = Request::XStat {
+        at: Target { key, file },
+        text,
+    }
+    .encode();
+    let cost = 128 + line.len();
+    (line, cost)
 }
 
-/// The peer's answer to `X-STAT`.
-pub(super) enum StatAnswer {
-    /// the directory it would go in is missing
-    ParentMissing,
-    /// (check text, content digest); `---` and no digest: no such file
-    Found(Vec<u8>, Vec<u8>),
-    /// any other reply
-    Refused(Vec<u8>),
-}
-
-pub(super) fn read_stat_answer(conn: &mut Conn) -> Result<StatAnswer, ConnError> {
-    let r = conn.read_status()?;
-    Ok(match protocol::classify(&r) {
-        Status::ParentMissing => StatAnswer::ParentMissing,
-        Status::Ok if r == protocol::OK_DATA_FOLLOWS.as_bytes() => {
-            let t = urlenc::decode(&conn.read_line(16383)?);
-            let d = conn.read_line(200)?;
-            StatAnswer::Found(t, d)
-        }
-        Status::Ok => StatAnswer::Found(b"---".to_vec(), Vec::new()),
-        _ => StatAnswer::Refused(r),
-    })
-}
-
-/// The `X-PUT` request line for an entry (a regular file's content
-/// follows it as a blob).
-pub(super) fn put_line(key: &[u8], enc: &[u8], st: &Stat, target: Option<&[u8]>) -> Vec<u8> {
-    let (kind, arg): (&[u8], Vec<u8>) = if st.is_file() {
-        (b"reg", b"-".to_vec())
-    } else if st.is_dir() {
-        (b"dir", b"-".to_vec())
-    } else if st.is_char_device() {
-        (b"chr", (st.rdev as i32).to_string().into_bytes())
-    } else if st.is_block_device() {
-        (b"blk", (st.rdev as i32).to_string().into_bytes())
-    } else if st.is_fifo() {
-        (b"fifo", b"-".to_vec())
-    } else if st.is_symlink() {
-        let t = target.unwrap_or_default();
-        // as MKLINK: at most 1023 bytes (Q41)
-        (b"link", urlenc::encode(&t[..t.len().min(1023)]))
-    } else {
-        (b"sock", b"-".to_vec())
-    };
-    codec::command_raw(
-        "X-PUT",
-        &[
-            key,
-            enc,
-            kind,
-            &arg,
-            (st.uid as i32).to_string().as_bytes(),
-            (st.gid as i32).to_string().as_bytes(),
-            (st.mode as i32).to_string().as_bytes(),
-            st.mtime.to_string().as_bytes(),
-        ],
-    )
+/// The `X-PUT` request for an entry (a regular file's content follows it
+/// as a blob).
+pub(super) fn put_request<'a>(at: Target<'a>, st: &Stat, target: Option<&'a [u8]>) -> Request<'a> {
+    Request::XPut {
+        at,
+        kind: Some(FileKind::of(st)),
+        arg: super::make_arg(st, target),
+        uid: (st.uid as i32).into(),
+        gid: (st.gid as i32).into(),
+        mode: (st.mode as i32).into(),
+        mtime: st.mtime,
+    }
 }
 
 /// The local file's content has this digest (from `X-STAT`).
 pub(super) fn same_content(file: &[u8], real: &[u8], digest: &[u8]) -> std::io::Result<bool> {
     let mut f = crate::beneath::open_file(file, real)?;
-    Ok(content_digest(&mut f)?.as_bytes() == digest)
+    Ok(protocol::content_digest(&mut f)?.as_bytes() == digest)
 }
 
 /// Sends `X-PUT` (`put`; a regular file's content follows as a blob) or
-/// `SETIME` for `(file, real, key, enc)`. Ok(Err): the file could not be
+/// `SETIME` for `(file, real, key)`. Ok(Err): the file could not be
 /// opened, nothing was sent; Ok(Ok(cost)): what the reply may cost.
 pub(super) fn write_change(
     conn: &mut Conn,
-    (file, real, key, enc): (&[u8], &[u8], &[u8], &[u8]),
+    (file, real, key): (&[u8], &[u8], &[u8]),
     st: &Stat,
     target: Option<&[u8]>,
     put: bool,
 ) -> Result<std::io::Result<usize>, ConnError> {
+    let at = Target { key, file };
     let line = if put {
-        put_line(key, enc, st, target)
+        put_request(at, st, target).encode()
     } else {
-        codec::command_raw("SETIME", &[key, enc, st.mtime.to_string().as_bytes()])
+        Request::Setime {
+            at,
+            mtime: st.mtime,
+        }
+        .encode()
     };
     let mut content = None;
     if put && st.is_file() {
@@ -617,12 +575,5 @@ pub(super) fn write_change(
         conn.write_blob_from(&mut f, n)?;
     }
     // a status line; error lines may name the file
-    Ok(Ok(64 + enc.len() / 4))
-}
-
-/// The `type=` field of a check text.
-pub(super) fn kind(text: &[u8]) -> Option<&[u8]> {
-    let at = text.windows(6).position(|w| w == b":type=")? + 6;
-    let rest = &text[at..];
-    Some(&rest[..rest.iter().position(|&b| b == b':').unwrap_or(rest.len())])
+    Ok(Ok(64 + file.len() / 4))
 }

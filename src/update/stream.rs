@@ -11,17 +11,15 @@
 //! for it at its place. The output, the databases and the peer's tree end
 //! up as without the stream; only the peer's order of writes differs.
 
-use super::pipeline::{
-    REPLY_BUDGET, StatAnswer, WHOLE_FILE_MAX, kind, read_stat_answer, stat_line, write_change,
-};
+use super::pipeline::{REPLY_BUDGET, WHOLE_FILE_MAX, stat_line, write_change};
 use crate::client::{self, ClientOptions, OpenError, Session};
 use crate::config::Config;
 use crate::db::Db;
 use crate::fsutil::{self, Stat};
 use crate::log::{self, Held};
 use crate::protocol::conn::ConnError;
-use crate::protocol::{self, Status};
-use crate::{Fatal, checktxt, msg, urlenc};
+use crate::protocol::{self, FileKind, StatAnswer, Status};
+use crate::{Fatal, checktxt, msg};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
@@ -231,7 +229,6 @@ struct Job {
     myname: Vec<u8>,
     real: Vec<u8>,
     key: Vec<u8>,
-    enc: Vec<u8>,
     st: Stat,
     target: Option<Vec<u8>>,
     text: Vec<u8>,
@@ -327,7 +324,6 @@ impl Stream<'_> {
         };
         let text = checktxt::checktxt(&st, target.as_deref(), &self.cfg.ignore, None);
         let mut job = Job {
-            enc: urlenc::encode(&item.file),
             file: item.file,
             myname: item.myname,
             real,
@@ -341,7 +337,7 @@ impl Stream<'_> {
         log::capture(&mut job.held, || {
             log::debug(1, msg!("Updating ", &job.file, " on ", self.peer, " ..."))
         });
-        let (line, cost) = stat_line(&job.key, &job.enc, &job.text);
+        let (line, cost) = stat_line(&job.key, &job.file, &job.text);
         self.session.conn.write_all(&line)?;
         self.used += cost;
         self.q.push_back((Wait::Stat(job), cost));
@@ -369,14 +365,14 @@ impl Stream<'_> {
     }
 
     fn stat_reply(&mut self, mut job: Job) -> Result<(), ConnError> {
-        let (text, digest) = match read_stat_answer(&mut self.session.conn)? {
+        let (text, digest) = match StatAnswer::read(&mut self.session.conn)? {
             StatAnswer::ParentMissing if self.creating.contains(fsutil::parent_dir(&job.file)) => {
                 (b"---".to_vec(), Vec::new())
             }
             StatAnswer::Found(t, d) => (t, d),
             StatAnswer::ParentMissing | StatAnswer::Refused(_) => return Ok(()),
         };
-        if text != b"---" && kind(&text) != kind(&job.text) {
+        if text != b"---" && FileKind::of_check_text(&text) != FileKind::of_check_text(&job.text) {
             return Ok(());
         }
         let mut same = text == job.text;
@@ -412,7 +408,7 @@ impl Stream<'_> {
         while self.used < REPLY_BUDGET
             && let Some((job, put)) = self.ready.pop_front()
         {
-            let names = (&job.file[..], &job.real[..], &job.key[..], &job.enc[..]);
+            let names = (&job.file[..], &job.real[..], &job.key[..]);
             let conn = &mut self.session.conn;
             match write_change(conn, names, &job.st, job.target.as_deref(), put)? {
                 Ok(cost) => {
@@ -460,17 +456,6 @@ fn gather(rx: &Receiver<Item>, pending: &mut VecDeque<Item>, idle: bool) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kind_of_check_texts() {
-        let reg = b"v1:mtime=1:mode=33188:uid=0:gid=0:type=reg:size=3";
-        assert_eq!(kind(reg), Some(&b"reg"[..]));
-        assert_eq!(
-            kind(b"v1:mode=16877:uid=0:gid=0:type=dir"),
-            Some(&b"dir"[..])
-        );
-        assert_eq!(kind(b"---"), None);
-    }
 
     fn item(n: u8) -> Item {
         Item {
