@@ -3,6 +3,12 @@
 //! its own loopback address, host name, system directory, database directory
 //! and private tree, all synchronising the same absolute path.
 //!
+//! It builds on `tests/common`: processes are run by its runner
+//! (`common::proc`: [`Proc`], [`Done`]; [`Imp`] is `common::Which`), node
+//! directories, system-directory files and trees are made by its set-up
+//! (`common::setup`), waits use `common::wait`, and every test's index
+//! comes from `common::idx` ([`Net`]).
+//!
 //! * Every node gets an address `127.61.<test index>.<k>` and a name
 //!   `n<k>.<test>.test`, appended to `/etc/hosts` once (under a file lock;
 //!   other lines are never touched).
