@@ -42,9 +42,13 @@
 //! `CONFIG_ERRORS_BIN=/usr/sbin/csync2 cargo test --test config_errors`
 //! checks the harness itself: only the `FILE:LINE:` checks must fail.
 
+mod common;
+
+use common::setup::SYSTEM_DIR;
+use common::{Proc, captured};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -172,42 +176,25 @@ fn run(bin: &str, name: &str, args: &[String]) -> Outcome {
     let db = tmp.join("db");
     copy_dir(&corpus_dir().join(name), &sysdir);
     fs::create_dir_all(&db).unwrap();
-    let out_path = tmp.join("stdout");
-    let err_path = tmp.join("stderr");
-    let mut child = Command::new(bin)
-        .arg("-N")
+    let mut cmd = Command::new(bin);
+    cmd.arg("-N")
         .arg(HOST)
         .arg("-D")
         .arg(&db)
         .args(args)
         .arg("-L")
         .current_dir(&sysdir)
-        .env("CSYNC2_SYSTEM_DIR", &sysdir)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out_path).unwrap())
-        .stderr(fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        .env(SYSTEM_DIR, &sysdir);
+    captured(&mut cmd);
+    let done = Proc::spawn(cmd, bin.to_string()).wait_until(Instant::now() + TIMEOUT);
     let sys = sysdir.to_str().unwrap();
-    let read = |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap()).replace(sys, "$SYSDIR");
+    let read = |b: &[u8]| String::from_utf8_lossy(b).replace(sys, "$SYSDIR");
     let mut outcome = Outcome {
-        code: status.and_then(|s| s.code()),
-        stdout: read(&out_path),
-        stderr: read(&err_path),
+        code: done.code,
+        stdout: read(&done.stdout),
+        stderr: read(&done.stderr),
     };
-    if status.is_none() {
+    if done.timed_out {
         outcome
             .stderr
             .push_str(&format!("<<killed after {TIMEOUT:?}>>\n"));

@@ -109,7 +109,7 @@ fn check_log(r: &mut Run, i: usize, log: &str, want: &[Line], when: &str) {
 
 #[test]
 fn actions() {
-    differential("actions", 48, 2, &[1], |r| {
+    differential("actions", Net::Actions, 2, &[1], |r| {
         node_config(r, CFG);
         for i in 0..2 {
             let n = r.n(i).clone();
@@ -126,7 +126,7 @@ fn actions() {
         a.file("loc/l.txt", "l\n", 0o644, T0 + 13);
         a.file("only/o.txt", "o\n", 0o644, T0 + 14);
         a.file("other/n.txt", "n\n", 0o644, T0 + 15);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         let when = "after the first push";
@@ -185,7 +185,7 @@ fn actions() {
         // a change and a deletion: one more run of the remote action
         a.file("act/a.txt", "a changed again\n", 0o644, T0 + 20);
         a.remove("act/x y.txt");
-        let o = r.push("push -x (change and deletion)", nargs!["-x"]);
+        let o = r.push("push -x (change and deletion)", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         let when = "after the second push";
@@ -227,7 +227,7 @@ fn actions() {
                 enc(b"echo pending: %%"),
                 enc(log.as_os_str().as_encoded_bytes()),
             ));
-            r.cmd_ok(i, nargs!["-M"], 2);
+            r.cmd_ok(i, args!["-M"], 2);
         }
         let o = r.record("-M on both nodes", Vec::new(), Vec::new());
         for i in 0..2 {

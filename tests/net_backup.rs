@@ -141,7 +141,7 @@ fn check_backups(r: &mut Run, k: usize, when: &str) {
 /// up.
 #[test]
 fn backups_generations() {
-    differential("backups", 46, 2, &[1], |r| {
+    differential("backups", Net::Backups, 2, &[1], |r| {
         let mut cfg = String::from("nossl * *;\n");
         for n in GENERATIONS {
             cfg.push_str(&format!(
@@ -173,7 +173,7 @@ fn backups_generations() {
                     a.mkdir(format!("g{n}/newdir"), 0o755);
                 }
             }
-            let o = r.push(&format!("update {j}"), nargs!["-x"]);
+            let o = r.push(&format!("update {j}"), args!["-x"]);
             unglue_servers(r, o);
             r.expect_code(o, 0);
             r.expect_same_trees(o, 0, 1);
@@ -184,7 +184,7 @@ fn backups_generations() {
             a.remove(format!("g{n}/new.txt"));
             a.remove(format!("g{n}/newdir"));
         }
-        let o = r.push("delete", nargs!["-x"]);
+        let o = r.push("delete", args!["-x"]);
         unglue_servers(r, o);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
@@ -224,146 +224,154 @@ fn backup_directory_is_a_file() {
         eprintln!("[badbackup] note: skipped, the binary under test is the real one");
         return;
     }
-    solo("badbackup", 47, 2, &[1], &[MODE_B, MODE_D], |r| {
-        node_config(
-            r,
-            "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    include {SYNC};\n    \
+    solo(
+        "badbackup",
+        Net::Badbackup,
+        2,
+        &[1],
+        &[MODE_B, MODE_D],
+        |r| {
+            node_config(
+                r,
+                "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    include {SYNC};\n    \
              backup-directory {DIR}/bad;\n    backup-generations 3;\n    \
              action {\n        exec \"echo updated: %%\";\n        logfile \"{ETC}/act.log\";\n    }\n}\n",
-        );
-        let badfile = r.n(1).dir.join("bad");
-        std::fs::write(&badfile, "not a directory\n").expect("write bad backup dir");
-        for i in 0..2 {
-            let x = r.n(i).clone();
-            x.file("f.txt", "old\n", 0o644, T0);
-            x.file("d.txt", "to be deleted\n", 0o644, T0);
-        }
-        r.init();
-        let a = r.n(0).clone();
-        a.file("f.txt", "new\n", 0o644, T0 + 10);
-        a.remove("d.txt");
-        let start = std::time::Instant::now();
-        let o = r.push("push -x (bad backup directory)", nargs!["-x"]);
-        let took = start.elapsed();
-        let c = r.client(o).clone();
-        r.expect(
-            !c.timed_out && took < std::time::Duration::from_secs(20),
-            format!("the client finishes: {} after {took:?}", c.status()),
-        );
-        r.expect_code(o, 1);
-        r.expect_line(o, "Finished with 2 errors.");
-        let f = r.entry(o, 1, "f.txt").and_then(|e| e.content.clone());
-        r.expect(
-            f.as_deref() == Some(b"old\n".as_slice()),
-            format!(
-                "f.txt is not overwritten: {:?}",
-                f.map(|x| common::show(&x))
-            ),
-        );
-        let d = r.entry(o, 1, "d.txt").and_then(|e| e.content.clone());
-        r.expect(
-            d.as_deref() == Some(b"to be deleted\n".as_slice()),
-            "d.txt is not deleted",
-        );
-        r.expect(
-            r.is_dirty(o, 0, "f.txt") && r.is_dirty(o, 0, "d.txt"),
-            "both files stay dirty on the sender",
-        );
-        let srv = r.obs[o].servers[0].done.clone();
-        r.expect(
-            srv.code == Some(0) && !srv.timed_out,
-            format!("our server ends the session normally: {}", srv.status()),
-        );
-        // the server's file table still describes the old files
-        let rows: Vec<(String, String)> = match &r.obs[o].dbs[1] {
-            Ok(d) => d
-                .rows("file")
-                .iter()
-                .map(|row| {
-                    let t = |i: usize| {
-                        row.get(i)
-                            .and_then(common::Val::text)
-                            .map(|x| common::show(&common::url_decode(x)))
-                            .unwrap_or_default()
-                    };
-                    (t(0), t(1))
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        for (f, size) in [("f.txt", "size=4"), ("d.txt", "size=14")] {
-            let p = common::show(r.n(1).s(f).as_encoded_bytes());
-            let ok = rows
-                .iter()
-                .any(|(n, c)| *n == p && c.contains(&format!("mtime={T0}:")) && c.ends_with(size));
-            r.expect(
-                ok,
-                format!("the server's file table keeps the old {f}: {rows:?}"),
             );
-        }
-        let updated: Vec<String> = srv
-            .stderr_lines()
-            .into_iter()
-            .filter(|l| l.contains("Updated "))
-            .collect();
-        r.expect(
-            updated.is_empty(),
-            format!("the server reports no `Updated` file for refused commands: {updated:?}"),
-        );
-        r.expect(
-            std::fs::read(&badfile).ok().as_deref() == Some(b"not a directory\n".as_slice()),
-            "the file in the way of the backup directory is untouched",
-        );
-        if r.mode.client == Imp::Real {
-            let w = wire(r.client(o));
-            for cmd in ["PATCH ", "DEL "] {
-                let reply = w
+            let badfile = r.n(1).dir.join("bad");
+            std::fs::write(&badfile, "not a directory\n").expect("write bad backup dir");
+            for i in 0..2 {
+                let x = r.n(i).clone();
+                x.file("f.txt", "old\n", 0o644, T0);
+                x.file("d.txt", "to be deleted\n", 0o644, T0);
+            }
+            r.init();
+            let a = r.n(0).clone();
+            a.file("f.txt", "new\n", 0o644, T0 + 10);
+            a.remove("d.txt");
+            let start = std::time::Instant::now();
+            let o = r.push("push -x (bad backup directory)", args!["-x"]);
+            let took = start.elapsed();
+            let c = r.client(o).clone();
+            r.expect(
+                !c.timed_out && took < std::time::Duration::from_secs(20),
+                format!("the client finishes: {} after {took:?}", c.status()),
+            );
+            r.expect_code(o, 1);
+            r.expect_line(o, "Finished with 2 errors.");
+            let f = r.entry(o, 1, "f.txt").and_then(|e| e.content.clone());
+            r.expect(
+                f.as_deref() == Some(b"old\n".as_slice()),
+                format!(
+                    "f.txt is not overwritten: {:?}",
+                    f.map(|x| common::show(&x))
+                ),
+            );
+            let d = r.entry(o, 1, "d.txt").and_then(|e| e.content.clone());
+            r.expect(
+                d.as_deref() == Some(b"to be deleted\n".as_slice()),
+                "d.txt is not deleted",
+            );
+            r.expect(
+                r.is_dirty(o, 0, "f.txt") && r.is_dirty(o, 0, "d.txt"),
+                "both files stay dirty on the sender",
+            );
+            let srv = r.obs[o].servers[0].done.clone();
+            r.expect(
+                srv.code == Some(0) && !srv.timed_out,
+                format!("our server ends the session normally: {}", srv.status()),
+            );
+            // the server's file table still describes the old files
+            let rows: Vec<(String, String)> = match &r.obs[o].dbs[1] {
+                Ok(d) => d
+                    .rows("file")
                     .iter()
-                    .find(|e| e.local_starts(cmd))
-                    .map(|e| String::from_utf8_lossy(&e.peer).into_owned());
-                let ok = reply.as_deref().is_some_and(|p| {
-                    !p.starts_with("OK") && p.to_ascii_lowercase().contains("backup")
+                    .map(|row| {
+                        let t = |i: usize| {
+                            row.get(i)
+                                .and_then(common::Val::text)
+                                .map(|x| common::show(&common::url_decode(x)))
+                                .unwrap_or_default()
+                        };
+                        (t(0), t(1))
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            for (f, size) in [("f.txt", "size=4"), ("d.txt", "size=14")] {
+                let p = common::show(r.n(1).s(f).as_encoded_bytes());
+                let ok = rows.iter().any(|(n, c)| {
+                    *n == p && c.contains(&format!("mtime={T0}:")) && c.ends_with(size)
                 });
                 r.expect(
                     ok,
-                    format!("{cmd}is refused with an error about the backup: {reply:?}"),
+                    format!("the server's file table keeps the old {f}: {rows:?}"),
                 );
             }
-        }
-        // nothing was updated: no action (state.md Q8: actions should
-        // follow real updates)
-        let log = r.n(1).etc.join("act.log");
-        let act = std::fs::read(&log).unwrap_or_default();
-        r.expect(
-            act.is_empty(),
-            format!("no action runs on the server: {:?}", common::show(&act)),
-        );
-        let _ = std::fs::remove_file(&log);
-        // repaired: the next push goes through and backs both files up
-        std::fs::remove_file(&badfile).expect("remove the bad backup directory");
-        let o = r.push("push -x (backup directory repaired)", nargs!["-x"]);
-        r.expect_code(o, 0);
-        r.expect_same_trees(o, 0, 1);
-        let sync = r.sync.to_string_lossy().into_owned();
-        let l = listing(&badfile.join(sync.trim_start_matches('/')));
-        let got: Vec<String> = l
-            .iter()
-            .filter_map(|(k, (_, c))| c.as_ref().map(|c| format!("{k}={}", common::show(c))))
-            .collect();
-        let act = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-        let mut words: Vec<&str> = act.split_whitespace().collect();
-        words.sort();
-        let (d, f) = (
-            common::show(r.n(1).s("d.txt").as_encoded_bytes()),
-            common::show(r.n(1).s("f.txt").as_encoded_bytes()),
-        );
-        r.expect(
-            words == [d.as_str(), f.as_str(), "updated:"],
-            format!("the action runs once for both files after the repaired push: {act:?}"),
-        );
-        r.expect(
-            got == ["d.txt=to be deleted\\n", "f.txt=old\\n"],
-            format!("the repaired backup directory holds both old versions: {got:?}"),
-        );
-    });
+            let updated: Vec<String> = srv
+                .stderr_lines()
+                .into_iter()
+                .filter(|l| l.contains("Updated "))
+                .collect();
+            r.expect(
+                updated.is_empty(),
+                format!("the server reports no `Updated` file for refused commands: {updated:?}"),
+            );
+            r.expect(
+                std::fs::read(&badfile).ok().as_deref() == Some(b"not a directory\n".as_slice()),
+                "the file in the way of the backup directory is untouched",
+            );
+            if r.mode.client == Imp::Real {
+                let w = wire(r.client(o));
+                for cmd in ["PATCH ", "DEL "] {
+                    let reply = w
+                        .iter()
+                        .find(|e| e.local_starts(cmd))
+                        .map(|e| String::from_utf8_lossy(&e.peer).into_owned());
+                    let ok = reply.as_deref().is_some_and(|p| {
+                        !p.starts_with("OK") && p.to_ascii_lowercase().contains("backup")
+                    });
+                    r.expect(
+                        ok,
+                        format!("{cmd}is refused with an error about the backup: {reply:?}"),
+                    );
+                }
+            }
+            // nothing was updated: no action (state.md Q8: actions should
+            // follow real updates)
+            let log = r.n(1).etc.join("act.log");
+            let act = std::fs::read(&log).unwrap_or_default();
+            r.expect(
+                act.is_empty(),
+                format!("no action runs on the server: {:?}", common::show(&act)),
+            );
+            let _ = std::fs::remove_file(&log);
+            // repaired: the next push goes through and backs both files up
+            std::fs::remove_file(&badfile).expect("remove the bad backup directory");
+            let o = r.push("push -x (backup directory repaired)", args!["-x"]);
+            r.expect_code(o, 0);
+            r.expect_same_trees(o, 0, 1);
+            let sync = r.sync.to_string_lossy().into_owned();
+            let l = listing(&badfile.join(sync.trim_start_matches('/')));
+            let got: Vec<String> = l
+                .iter()
+                .filter_map(|(k, (_, c))| c.as_ref().map(|c| format!("{k}={}", common::show(c))))
+                .collect();
+            let act =
+                String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+            let mut words: Vec<&str> = act.split_whitespace().collect();
+            words.sort();
+            let (d, f) = (
+                common::show(r.n(1).s("d.txt").as_encoded_bytes()),
+                common::show(r.n(1).s("f.txt").as_encoded_bytes()),
+            );
+            r.expect(
+                words == [d.as_str(), f.as_str(), "updated:"],
+                format!("the action runs once for both files after the repaired push: {act:?}"),
+            );
+            r.expect(
+                got == ["d.txt=to be deleted\\n", "f.txt=old\\n"],
+                format!("the repaired backup directory holds both old versions: {got:?}"),
+            );
+        },
+    );
 }

@@ -69,11 +69,10 @@ fn start(n: &Node, args: &[&str]) -> Running {
     let flag = reaped.clone();
     std::thread::spawn(move || {
         let end = Instant::now() + TIMEOUT;
-        while Instant::now() < end {
-            if flag.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        if common::poll_until(end, Duration::from_millis(200), || {
+            flag.load(Ordering::SeqCst)
+        }) {
+            return;
         }
         if !flag.load(Ordering::SeqCst) {
             // SAFETY: our own child, not reaped yet
@@ -154,13 +153,10 @@ fn push(r: &Run, label: &str, args: &[&str], report: &mut Vec<String>) {
     let (a, b) = (r.n(0), r.n(1));
     let server = start(b, &["-iii", "-v"]);
     let end = Instant::now() + Duration::from_secs(15);
-    while !listening(b.addr, b.port) {
-        assert!(
-            Instant::now() < end,
-            "{label}: the server did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        common::poll_until(end, Duration::from_millis(5), || listening(b.addr, b.port)),
+        "{label}: the server did not start listening"
+    );
     let t0 = Instant::now();
     let c = finish(start(a, args));
     let s = finish(server);
@@ -258,7 +254,7 @@ fn run_mode(
         hs,
         &[1],
         &base,
-        port(58, slot),
+        port(Net::Bigfile, slot),
     );
     let mut report = Vec::new();
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -283,10 +279,10 @@ fn run_mode(
 /// index windows (256 MiB of basis each) and costs less time.
 #[test]
 fn two_gib_file_in_flat_memory() {
-    let hs = hosts("bigfile", 58, 2);
+    let hs = hosts("bigfile", Net::Bigfile, 2);
     let certs = host_certs(
         &PathBuf::from(format!("/tmp/c2net-{}-bigfile-certs", std::process::id())),
-        58,
+        Net::Bigfile,
         &hs,
     );
     let mut report = Vec::new();

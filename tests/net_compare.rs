@@ -157,7 +157,7 @@ fn t_args(r: &Run, flag: &str, rest: &[&str]) -> Vec<OsString> {
 /// the configuration, a peer that is down.
 #[test]
 fn compare_forms() {
-    differential("cmpforms", 49, 3, &[1, 2], |r| {
+    differential("cmpforms", Net::Cmpforms, 3, &[1, 2], |r| {
         setup3(r);
         let all2 = vec![
             tline(r, "X", 1, "diff.txt"),
@@ -167,7 +167,7 @@ fn compare_forms() {
         ];
         let all3 = vec![tline(r, "L", 2, "onlyL.txt"), tline(r, "R", 2, "r3.txt")];
 
-        let o = exchange(r, "-T", 0, &[1, 2], "-iii", nargs!["-T"]);
+        let o = exchange(r, "-T", 0, &[1, 2], "-iii", args!["-T"]);
         r.expect_code(o, 0);
         let mut want = all2.clone();
         want.extend(all3.clone());
@@ -203,7 +203,7 @@ fn compare_forms() {
         r.expect_code(o, 2);
 
         // errors: exit 1
-        let a = nargs!["-T", name(r, 0), "nothere.invalid"];
+        let a = args!["-T", name(r, 0), "nothere.invalid"];
         // (no server: nothing may be contacted; a -iii server that is
         // killed unused loses the real one's buffered stdout)
         let o = exchange(r, "-T with an unknown pair", 0, &[], "-iii", a);
@@ -224,7 +224,7 @@ fn compare_forms() {
 /// always 2 (Q20), `-TT myname peer` 0, `-TT myname peer file` 0.
 #[test]
 fn compare_diffs() {
-    differential("cmpdiffs", 50, 3, &[1, 2], |r| {
+    differential("cmpdiffs", Net::Cmpdiffs, 3, &[1, 2], |r| {
         setup3(r);
         let (n1, n2) = (name(r, 0), name(r, 1));
         let diff = r.n(0).s("diff.txt").to_string_lossy().into_owned();
@@ -242,7 +242,7 @@ fn compare_diffs() {
             got.windows(want.len()).any(|w| w == want)
         };
 
-        let o = exchange(r, "-TT", 0, &[1, 2], "-ii", nargs!["-TT"]);
+        let o = exchange(r, "-TT", 0, &[1, 2], "-ii", args!["-TT"]);
         r.expect_code(o, 0);
         let ok = contains(r, o, &hunk);
         r.expect(ok, format!("-TT shows the diff of diff.txt: {hunk:?}"));
@@ -296,7 +296,7 @@ type MarkStep = (
 /// between the steps.
 #[test]
 fn compare_mark() {
-    differential("cmpmark", 51, 3, &[1, 2], |r| {
+    differential("cmpmark", Net::Cmpmark, 3, &[1, 2], |r| {
         setup3(r);
         let lx2 = [
             ("diff.txt", "n2"),
@@ -374,7 +374,7 @@ fn compare_mark() {
 fn compare_merge_q16() {
     solo(
         "cmpq16",
-        52,
+        Net::Cmpq16,
         2,
         &[1],
         &[MODE_A, MODE_B, MODE_C, MODE_D],
@@ -392,7 +392,7 @@ fn compare_merge_q16() {
             let real = r.runs_real(0);
 
             // (a) `a:x` (encoded `a%3Ax`, sorted before `a0x`) only local
-            let o = exchange(r, "-T (a:x only local)", 0, &[1], "-iii", nargs!["-T"]);
+            let o = exchange(r, "-T (a:x only local)", 0, &[1], "-iii", args!["-T"]);
             r.expect_code(o, 0);
             let want = if real {
                 // observed: spurious `R a0x` and `L a0x`
@@ -418,7 +418,7 @@ fn compare_merge_q16() {
                 0,
                 &[1],
                 "-iii",
-                nargs!["-T"],
+                args!["-T"],
             );
             r.expect_code(o, 0);
             let mut want = vec![tline(r, "L", 1, "c.txt"), tline(r, "R", 1, "e.txt")];
@@ -441,7 +441,7 @@ fn compare_merge_q16() {
                 0,
                 &[1],
                 "-iii",
-                nargs!["-T"],
+                args!["-T"],
             );
             r.expect_code(o, 0);
             let mut want = vec![tline(r, "L", 1, "c.txt")];
@@ -462,48 +462,55 @@ fn compare_merge_q16() {
 /// difference, with the plain line's fields; the exit codes stay.
 #[test]
 fn compare_json() {
-    solo("cmpjson", 60, 3, &[1, 2], &[MODE_C, MODE_D], |r| {
-        setup3(r);
-        let o = exchange(r, "-T --json", 0, &[1, 2], "-iii", nargs!["-T", "--json"]);
-        r.expect_code(o, 0);
-        let mut got = Vec::new();
-        for l in raw_lines(&r.client(o).stdout) {
-            match serde_json::from_str::<serde_json::Value>(&l) {
-                Ok(v) => {
-                    let f = |k: &str| v[k].as_str().unwrap_or("?").to_string();
-                    let state = match f("kind").as_str() {
-                        "L" => "local only",
-                        "R" => "remote only",
-                        "X" => "differs",
-                        _ => "?",
-                    };
-                    r.expect(f("state") == state, format!("state of {l}"));
-                    got.push(format!(
-                        "{}\t{}\t{}\t{}",
-                        f("kind"),
-                        f("myname"),
-                        f("peer"),
-                        f("file")
-                    ));
+    solo(
+        "cmpjson",
+        Net::Cmpjson,
+        3,
+        &[1, 2],
+        &[MODE_C, MODE_D],
+        |r| {
+            setup3(r);
+            let o = exchange(r, "-T --json", 0, &[1, 2], "-iii", args!["-T", "--json"]);
+            r.expect_code(o, 0);
+            let mut got = Vec::new();
+            for l in raw_lines(&r.client(o).stdout) {
+                match serde_json::from_str::<serde_json::Value>(&l) {
+                    Ok(v) => {
+                        let f = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+                        let state = match f("kind").as_str() {
+                            "L" => "local only",
+                            "R" => "remote only",
+                            "X" => "differs",
+                            _ => "?",
+                        };
+                        r.expect(f("state") == state, format!("state of {l}"));
+                        got.push(format!(
+                            "{}\t{}\t{}\t{}",
+                            f("kind"),
+                            f("myname"),
+                            f("peer"),
+                            f("file")
+                        ));
+                    }
+                    Err(e) => r.expect(false, format!("not JSON ({e}): {l}")),
                 }
-                Err(e) => r.expect(false, format!("not JSON ({e}): {l}")),
             }
-        }
-        let mut want = vec![
-            tline(r, "X", 1, "diff.txt"),
-            tline(r, "X", 1, "mode.txt"),
-            tline(r, "L", 1, "onlyL.txt"),
-            tline(r, "R", 1, "onlyR.txt"),
-            tline(r, "L", 2, "onlyL.txt"),
-            tline(r, "R", 2, "r3.txt"),
-        ];
-        want.sort();
-        got.sort();
-        r.expect(got == want, format!("-T --json: {got:?}, want {want:?}"));
-        let mut a = t_args(r, "-T", &["same.txt"]);
-        a.push("--json".into());
-        let o = exchange(r, "-T file --json (in sync)", 0, &[1, 2], "-iii", a);
-        r.expect_code(o, 2);
-        expect_lines(r, o, &[], "-T same.txt --json");
-    });
+            let mut want = vec![
+                tline(r, "X", 1, "diff.txt"),
+                tline(r, "X", 1, "mode.txt"),
+                tline(r, "L", 1, "onlyL.txt"),
+                tline(r, "R", 1, "onlyR.txt"),
+                tline(r, "L", 2, "onlyL.txt"),
+                tline(r, "R", 2, "r3.txt"),
+            ];
+            want.sort();
+            got.sort();
+            r.expect(got == want, format!("-T --json: {got:?}, want {want:?}"));
+            let mut a = t_args(r, "-T", &["same.txt"]);
+            a.push("--json".into());
+            let o = exchange(r, "-T file --json (in sync)", 0, &[1, 2], "-iii", a);
+            r.expect_code(o, 2);
+            expect_lines(r, o, &[], "-T same.txt --json");
+        },
+    );
 }

@@ -99,7 +99,7 @@ fn scenario(r: &mut Run, cfg: &str, files: &[F], receiver_checks: bool, won: &[(
     if receiver_checks {
         r.check(1);
     }
-    let o = r.push("push -x", nargs!["-x"]);
+    let o = r.push("push -x", args!["-x"]);
     let losses = files.iter().filter(|x| !x.win).count();
     let wins = files.len() - losses;
     r.expect_code(o, if losses > 0 { 1 } else { 0 });
@@ -173,7 +173,7 @@ fn scenario(r: &mut Run, cfg: &str, files: &[F], receiver_checks: bool, won: &[(
 /// receiver never runs a check: its server-side check finds its changes.
 #[test]
 fn auto_first_and_none() {
-    differential("autofirst", 40, 2, &[1], |r| {
+    differential("autofirst", Net::Autofirst, 2, &[1], |r| {
         let cfg = groups_cfg(&[
             ("first", "{N1} {N2}", "first"),
             ("none", "{N1} {N2}", "none"),
@@ -204,7 +204,7 @@ fn auto_first_and_none() {
 /// lost removal, and `-u`: both win; the unforced loser loses again.
 #[test]
 fn auto_younger_older() {
-    differential("autoage", 41, 2, &[1], |r| {
+    differential("autoage", Net::Autoage, 2, &[1], |r| {
         let cfg = groups_cfg(&[
             ("younger", "{N1} {N2}", "younger"),
             ("older", "{N1} {N2}", "older"),
@@ -251,8 +251,8 @@ fn auto_younger_older() {
         );
         // forced: the lost change and the lost removal win with -f, -u
         let (l, d) = (r.n(0).s("older/lose.txt"), r.n(0).s("older/del.txt"));
-        r.cmd_ok(0, nargs!["-f", l, d], 0);
-        let o = r.push("push -u (forced)", nargs!["-u"]);
+        r.cmd_ok(0, args!["-f", l, d], 0);
+        let o = r.push("push -u (forced)", args!["-u"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Finished with 1 errors.");
         let got = r
@@ -285,7 +285,7 @@ fn auto_younger_older() {
 /// round, a tie wins.
 #[test]
 fn auto_bigger_smaller() {
-    differential("autosize", 42, 2, &[1], |r| {
+    differential("autosize", Net::Autosize, 2, &[1], |r| {
         let cfg = groups_cfg(&[
             ("bigger", "{N1} {N2}", "bigger"),
             ("smaller", "{N1} {N2}", "smaller"),
@@ -352,7 +352,7 @@ fn auto_bigger_smaller() {
 /// Groups l1/r1 list the sender first, l2/r2 list it last.
 #[test]
 fn auto_left_right() {
-    differential("autoside", 43, 2, &[1], |r| {
+    differential("autoside", Net::Autoside, 2, &[1], |r| {
         let cfg = groups_cfg(&[
             ("l1", "{N1} {N2}", "left"),
             ("l2", "{N2} {N1}", "left"),
@@ -381,7 +381,7 @@ fn auto_left_right() {
 /// deletions are won by the master ("master/slave", with `auto none`).
 #[test]
 fn slave_receives() {
-    differential("slaverecv", 44, 2, &[1], |r| {
+    differential("slaverecv", Net::Slaverecv, 2, &[1], |r| {
         let cfg = "nossl * *;\ngroup g {\n    host {N1} ({N2});\n    key g.key;\n    include {SYNC};\n}\n";
         let files = [
             f(
@@ -397,7 +397,7 @@ fn slave_receives() {
         let a = r.n(0).clone();
         a.file("d/new.txt", "new on the master\n", 0o640, T0 + 30);
         a.file("d/mod.txt", "master again\n", 0o644, T0 + 40);
-        let o = r.push("push -x (no conflicts)", nargs!["-x"]);
+        let o = r.push("push -x (no conflicts)", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.expect(r.dirty(o, 0).is_empty(), "no dirty rows left on the master");
@@ -409,7 +409,7 @@ fn slave_receives() {
 /// files dirty towards the slave so that its own version goes back.
 #[test]
 fn slave_push_refused() {
-    differential("slavepush", 45, 2, &[1], |r| {
+    differential("slavepush", Net::Slavepush, 2, &[1], |r| {
         r.config(
             "nossl * *;\ngroup g {\n    host ({N1}) {N2};\n    key g.key;\n    include {SYNC};\n}\n",
         );
@@ -423,8 +423,8 @@ fn slave_push_refused() {
         a.file("f.txt", "changed on the slave\n", 0o644, T0 + 10);
         a.file("new.txt", "new on the slave\n", 0o644, T0 + 20);
         let s = a.s("");
-        r.cmd_ok(0, nargs!["-cr", s], 0);
-        let o = r.push("slave pushes -u", nargs!["-u"]);
+        r.cmd_ok(0, args!["-cr", s], 0);
+        let o = r.push("slave pushes -u", args!["-u"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Finished with 2 errors.");
         let f = r.entry(o, 1, "f.txt").and_then(|e| e.content.clone());
@@ -469,7 +469,7 @@ fn slave_push_refused() {
 /// identical new file on both sides too. Both sides end clean.
 #[test]
 fn same_change_both_sides() {
-    differential("samechange", 54, 2, &[1], |r| {
+    differential("samechange", Net::Samechange, 2, &[1], |r| {
         for i in 0..2 {
             r.n(i).file("f.txt", "original\n", 0o644, T0);
         }
@@ -480,7 +480,7 @@ fn same_change_both_sides() {
             n.file("new.txt", "new on both\n", 0o644, T0 + 60);
             r.check(i);
         }
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         for f in ["f.txt", "new.txt"] {

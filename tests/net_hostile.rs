@@ -95,10 +95,10 @@ use std::time::{Duration, Instant};
 
 /// Hosts `n<k>.hostile.test` at 127.61.67.<k>, ports `port(67, slot)`.
 const TEST_A: &str = "hostile";
-const IDX_A: u8 = 67;
+const IDX_A: Net = Net::Hostile;
 /// More ports: `n<k>.hostileb.test` at 127.61.68.<k>.
 const TEST_B: &str = "hostileb";
-const IDX_B: u8 = 68;
+const IDX_B: Net = Net::Hostileb;
 
 const NHOSTS: u8 = 5;
 /// n1: our server
@@ -969,7 +969,7 @@ fn expect_refused(a: &Attempt) -> Vec<String> {
 
 struct Setup {
     test: &'static str,
-    idx: u8,
+    idx: Net,
     slot: u16,
     label: &'static str,
     /// size of tree/big (0: none)
@@ -1106,9 +1106,7 @@ struct Fx {
 impl Fx {
     fn new(su: Setup) -> Fx {
         let hs = hosts(su.test, su.idx, NHOSTS);
-        let base = PathBuf::from(format!("/tmp/c2net-{}-{}", std::process::id(), su.label));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(base.join("sync")).expect("create base");
+        let base = base_dir(su.label);
         let mode = Mode {
             tag: 'h',
             client: Imp::Ours,
@@ -1179,22 +1177,17 @@ impl Fx {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut p = Proc::spawn(cmd, format!("{} daemon", self.label));
-        let end = Instant::now() + Duration::from_secs(15);
-        while !listening(n.addr, n.port) {
-            if p.exited() || Instant::now() > end {
-                let d = p.kill();
-                panic!(
-                    "[{}] our -ii server did not start listening on {}:{}: {}\n{}",
-                    self.label,
-                    n.addr,
-                    n.port,
-                    d.status(),
-                    show(&d.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let p = Proc::spawn(cmd, format!("{} daemon", self.label));
+        let p = await_listening(p, n.addr, n.port, Duration::from_millis(5)).unwrap_or_else(|d| {
+            panic!(
+                "[{}] our -ii server did not start listening on {}:{}: {}\n{}",
+                self.label,
+                n.addr,
+                n.port,
+                d.status(),
+                show(&d.stderr)
+            )
+        });
         self.daemon = Some(p);
     }
 
@@ -1253,16 +1246,10 @@ impl Fx {
 
     /// Waits until the daemon has no session process left.
     fn sessions_end(&self, max: Duration) -> bool {
-        let end = Instant::now() + max;
-        loop {
-            if session_pids(self.daemon_pid()).is_empty() {
-                return true;
-            }
-            if Instant::now() > end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let pid = self.daemon_pid();
+        common::poll_until(Instant::now() + max, Duration::from_millis(2), || {
+            session_pids(pid).is_empty()
+        })
     }
 
     /// Area-relative paths → base-relative checksum keys.

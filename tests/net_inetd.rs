@@ -21,15 +21,14 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const IDX: u8 = 59;
+const IDX: Net = Net::Inetd;
 
 /// The arguments of `ExecStart=` in `contrib/systemd/csync2@.service`,
 /// without the program (which must be csync2).
@@ -78,7 +77,7 @@ impl Inetd {
         let stop2 = stop.clone();
         let n = n.clone();
         let thread = std::thread::spawn(move || {
-            let mut running: Vec<(SocketAddr, Child, PathBuf, Instant)> = Vec::new();
+            let mut running: Vec<(SocketAddr, Proc, PathBuf, Instant)> = Vec::new();
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((sock, peer)) => {
@@ -91,9 +90,9 @@ impl Inetd {
                         cmd.stdin(Stdio::from(OwnedFd::from(sock)))
                             .stdout(Stdio::from(OwnedFd::from(out)))
                             .stderr(Stdio::from(err));
-                        let child = cmd.spawn().expect("start csync2 for a connection");
-                        // the parent's copies of the connection close here
-                        drop(cmd);
+                        // the parent's copies of the connection close when
+                        // the command is dropped (in spawn)
+                        let child = Proc::spawn(cmd, format!("inetd session from {peer}"));
                         running.push((peer, child, err_path, Instant::now()));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -105,30 +104,14 @@ impl Inetd {
             drop(listener);
             running
                 .into_iter()
-                .map(|(peer, mut child, err_path, started)| {
+                .map(|(peer, child, err_path, started)| {
                     let end = started.max(Instant::now()) + TIMEOUT;
-                    let mut timed_out = false;
-                    let status = loop {
-                        if let Ok(Some(s)) = child.try_wait() {
-                            break s;
-                        }
-                        if Instant::now() > end {
-                            timed_out = true;
-                            let _ = child.kill(); // our own child, by pid
-                            break child.wait().expect("wait");
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    };
+                    let done = child.wait_until(end);
                     Session {
                         peer,
                         done: Done {
-                            what: format!("inetd session from {peer}"),
-                            code: if timed_out { None } else { status.code() },
-                            signal: status.signal(),
-                            timed_out,
-                            killed: false,
-                            stdout: Vec::new(),
                             stderr: std::fs::read(&err_path).unwrap_or_default(),
+                            ..done
                         },
                     }
                 })
@@ -366,7 +349,7 @@ fn push_through_socket_activation() {
             a.mkdir("dir/sub", 0o700);
             a.file("dir/sub/deep", "deep\n", 0o400, T0 + 6);
             a.symlink("link", "plain.txt");
-            let o = inetd_push(r, "push -x (new files)", nargs!["-x"]);
+            let o = inetd_push(r, "push -x (new files)", args!["-x"]);
             expect_arrived(
                 r,
                 o,
@@ -396,7 +379,7 @@ fn push_through_socket_activation() {
             a.chmod("run.sh", 0o700);
             a.remove("secret");
             a.remove("dir/sub");
-            let o = inetd_push(r, "push -x (changes)", nargs!["-x"]);
+            let o = inetd_push(r, "push -x (changes)", args!["-x"]);
             expect_arrived(
                 r,
                 o,

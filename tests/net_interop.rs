@@ -59,7 +59,7 @@ fn sync_arg(r: &Run) -> OsString {
 /// contact (the receiver has no database yet).
 #[test]
 fn new_files() {
-    differential("newfiles", 1, 2, &[1], |r| {
+    differential("newfiles", Net::Newfiles, 2, &[1], |r| {
         let a = r.n(0).clone();
         a.file("empty", "", 0o644, T0);
         a.file("small.txt", "hello world\n", 0o640, T0 + 1);
@@ -70,7 +70,7 @@ fn new_files() {
         bin.extend((0..=255u8).cycle().take(3000));
         a.file("binary.dat", bin, 0o755, T0 + 3);
         a.file("exact2048", pseudo_random(2048, 3), 0o600, T0 + 4);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.expect(
@@ -85,7 +85,7 @@ fn new_files() {
 /// PATCH whose delta is mostly COPY commands.
 #[test]
 fn changed_file_delta() {
-    differential("delta", 2, 2, &[1], |r| {
+    differential("delta", Net::Delta, 2, &[1], |r| {
         let text = pseudo_text(300_000, 2);
         for i in 0..2 {
             let n = r.n(i).clone();
@@ -99,7 +99,7 @@ fn changed_file_delta() {
         t.splice(1000..1000, b"INSERTED".iter().copied());
         t.truncate(290_000);
         a.file("big.txt", &t, 0o644, T0 + 100);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         if is_real_client(r) {
@@ -114,7 +114,7 @@ fn changed_file_delta() {
 /// (`-c -u -r DIR`).
 #[test]
 fn mtime_only() {
-    differential("mtimeonly", 3, 2, &[1], |r| {
+    differential("mtimeonly", Net::Mtimeonly, 2, &[1], |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             n.file("f1.txt", "one\n", 0o644, T0);
@@ -129,7 +129,7 @@ fn mtime_only() {
         a.mtime("d/f3.txt", T0 + 600);
         a.mtime("fifo", T0 + 700);
         let s = sync_arg(r);
-        let o = r.push("push -c -u -r", nargs!["-c", "-u", "-r", s]);
+        let o = r.push("push -c -u -r", args!["-c", "-u", "-r", s]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         if is_real_client(r) {
@@ -150,7 +150,7 @@ fn mtime_only() {
 /// Mode and owner changes of files and a directory (`-cr`, then `-u`).
 #[test]
 fn mode_owner_changes() {
-    differential("modeowner", 4, 2, &[1], |r| {
+    differential("modeowner", Net::Modeowner, 2, &[1], |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             n.file("f1", "f1\n", 0o644, T0);
@@ -170,7 +170,7 @@ fn mode_owner_changes() {
         a.chown("f4", 0, 0);
         a.chmod("f4", 0o2751);
         r.check(0);
-        let o = r.push("push -u", nargs!["-u"]);
+        let o = r.push("push -u", args!["-u"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.recheck_clean();
@@ -180,7 +180,7 @@ fn mode_owner_changes() {
 /// Deletion of files, a symlink and a directory tree (children first).
 #[test]
 fn deletions() {
-    differential("deletions", 5, 2, &[1], |r| {
+    differential("deletions", Net::Deletions, 2, &[1], |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             n.mkdir("a", 0o755);
@@ -198,7 +198,7 @@ fn deletions() {
         a.remove("a");
         a.remove("top.txt");
         a.remove("link");
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         if is_real_client(r) {
@@ -216,7 +216,7 @@ fn deletions() {
 /// New nested directories with modes and owners.
 #[test]
 fn nested_dirs() {
-    differential("nesteddirs", 6, 2, &[1], |r| {
+    differential("nesteddirs", Net::Nesteddirs, 2, &[1], |r| {
         let a = r.n(0).clone();
         a.mkdir("d1", 0o750);
         a.chown("d1", 1234, 2345);
@@ -229,7 +229,7 @@ fn nested_dirs() {
         a.file("d1/e/f", "f\n", 0o644, T0 + 1);
         a.mkdir("emptydir", 0o711);
         a.mkdir("sticky", 0o1777);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.recheck_clean();
@@ -240,7 +240,7 @@ fn nested_dirs() {
 /// needs URL encoding, with an owner.
 #[test]
 fn symlinks() {
-    differential("symlinks", 7, 2, &[1], |r| {
+    differential("symlinks", Net::Symlinks, 2, &[1], |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             n.file("a.txt", "a\n", 0o644, T0);
@@ -259,7 +259,7 @@ fn symlinks() {
         a.symlink("l_enc", b"t a\tb%25:|$'\"\\\xc3\xa9#&+=~");
         a.symlink("l_dir", "sub");
         a.symlink("l_abs", "/etc/passwd");
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.recheck_clean();
@@ -271,7 +271,7 @@ fn symlinks() {
 /// reports "up to date"; ours may update the link (deliberate).
 #[test]
 fn symlink_prefix_retarget() {
-    differential("symprefix", 8, 2, &[1], |r| {
+    differential("symprefix", Net::Symprefix, 2, &[1], |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             n.file("other.txt", "o\n", 0o644, T0);
@@ -281,7 +281,7 @@ fn symlink_prefix_retarget() {
         let a = r.n(0).clone();
         a.retarget("lnk", "ab");
         a.file("other.txt", "changed\n", 0o644, T0 + 1);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         let target = r.entry(o, 1, "lnk").and_then(|e| e.target.clone());
         if is_real_client(r) {
@@ -313,14 +313,14 @@ fn symlink_prefix_retarget() {
 /// number (Q8): its devices arrive as 0,0; ours sends it.
 #[test]
 fn special_files() {
-    differential("special", 9, 2, &[1], |r| {
+    differential("special", Net::Special, 2, &[1], |r| {
         let a = r.n(0).clone();
         a.fifo("fifo", 0o644, T0);
         a.mknod("chr", false, (1, 3), 0o644, T0 + 1);
         a.chown("chr", 1234, 1234);
         a.mknod("blk", true, (7, 0), 0o660, T0 + 2);
         a.mknod("bigdev", true, (300, 70000), 0o600, T0 + 3);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         let devs: Vec<(String, Option<(u64, u64)>)> = ["chr", "blk", "bigdev"]
             .iter()
@@ -362,12 +362,12 @@ fn special_files() {
 /// socket (deliberate difference); the other files must not be affected.
 #[test]
 fn socket() {
-    differential("socket", 10, 2, &[1], |r| {
+    differential("socket", Net::Socket, 2, &[1], |r| {
         let a = r.n(0).clone();
         a.socket("sock", 0o755, T0);
         a.chown("sock", 1234, 1234);
         a.file("plain.txt", "plain\n", 0o644, T0 + 1);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         let sock = r.entry(o, 1, "sock").cloned();
         let plain = r.entry(o, 1, "plain.txt").and_then(|e| e.content.clone());
         r.expect(plain == Some(b"plain\n".to_vec()), "plain.txt arrives");
@@ -418,7 +418,7 @@ fn socket() {
 /// File names that need URL encoding.
 #[test]
 fn hard_names() {
-    differential("hardnames", 11, 2, &[1], |r| {
+    differential("hardnames", Net::Hardnames, 2, &[1], |r| {
         let a = r.n(0).clone();
         let names: Vec<Vec<u8>> = vec![
             b("with space"),
@@ -445,7 +445,7 @@ fn hard_names() {
         inner.extend_from_slice(b"/inner :$|file");
         a.file(&inner, "x", 0o644, T0);
         a.symlink("link name", b"target\twith tab %20 \xfe");
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.recheck_clean();
@@ -457,7 +457,7 @@ fn hard_names() {
 /// `Parent dir missing.`, marks the subtree and starts again.
 #[test]
 fn missing_parent() {
-    differential("missingparent", 12, 2, &[1], |r| {
+    differential("missingparent", Net::Missingparent, 2, &[1], |r| {
         let a = r.n(0).clone();
         a.mkdir("newd", 0o755);
         a.mkdir("newd/sub", 0o750);
@@ -466,12 +466,12 @@ fn missing_parent() {
         a.file("newd/other", "other\n", 0o644, T0 + 2);
         // the receiver knows its (empty) tree
         let s = r.n(1).s("");
-        r.cmd_ok(1, nargs!["-cIr", s], 0);
+        r.cmd_ok(1, args!["-cIr", s], 0);
         r.check(0);
         let keep = r.n(0).s("newd/sub/file").into_string().expect("utf-8 path");
         r.n(0)
             .sql(&format!("DELETE FROM dirty WHERE filename != '{keep}';"));
-        let o = r.push("push -u", nargs!["-u"]);
+        let o = r.push("push -u", args!["-u"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.expect(r.dirty(o, 0).is_empty(), "no dirty rows left on the sender");
@@ -514,7 +514,7 @@ fn conflict_setup(r: &mut Run, with_g: bool) {
     a.file("h.txt", "h sender\n", 0o644, T0 + 10);
     // the receiver checks f.txt and k.txt only
     let (f, k) = (p.s("f.txt"), p.s("k.txt"));
-    r.cmd_ok(1, nargs!["-c", f, k], 0);
+    r.cmd_ok(1, args!["-c", f, k], 0);
 }
 
 /// A conflict: changed on both sides (one checked on the receiver, one not),
@@ -522,9 +522,9 @@ fn conflict_setup(r: &mut Run, with_g: bool) {
 /// their dirty rows, nothing is overwritten, exit 1.
 #[test]
 fn conflict() {
-    differential("conflict", 13, 2, &[1], |r| {
+    differential("conflict", Net::Conflict, 2, &[1], |r| {
         conflict_setup(r, true);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Finished with 3 errors.");
         for (f, want) in [
@@ -561,13 +561,13 @@ fn conflict() {
 /// deletion).
 #[test]
 fn force_after_conflict() {
-    differential("force", 14, 2, &[1], |r| {
+    differential("force", Net::Force, 2, &[1], |r| {
         conflict_setup(r, false);
-        let o = r.push("push -x (conflict)", nargs!["-x"]);
+        let o = r.push("push -x (conflict)", args!["-x"]);
         r.expect_code(o, 1);
         let (f, k) = (r.n(0).s("f.txt"), r.n(0).s("k.txt"));
-        r.cmd_ok(0, nargs!["-f", f, k], 0);
-        let o = r.push("push -u (forced)", nargs!["-u"]);
+        r.cmd_ok(0, args!["-f", f, k], 0);
+        let o = r.push("push -u (forced)", args!["-u"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.expect(r.dirty(o, 0).is_empty(), "no dirty rows left on the sender");
@@ -591,7 +591,7 @@ fn force_after_conflict() {
 /// loses.
 #[test]
 fn auto_resolve() {
-    differential("autoresolve", 22, 2, &[1], |r| {
+    differential("autoresolve", Net::Autoresolve, 2, &[1], |r| {
         r.config(
             "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    include {SYNC};\n    auto younger;\n}\n",
         );
@@ -610,10 +610,10 @@ fn auto_resolve() {
         a.remove("del.txt");
         p.file("del.txt", "receiver\n", 0o644, T0 + 300);
         let files = ["win.txt", "lose.txt", "del.txt"].map(|f| p.s(f));
-        let mut args = nargs!["-c"];
+        let mut args = args!["-c"];
         args.extend(files);
         r.cmd_ok(1, args, 0);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Finished with 2 errors.");
         for (f, want) in [
@@ -645,11 +645,11 @@ fn auto_resolve() {
 /// The peer is down (connection refused): everything stays dirty, exit 1.
 #[test]
 fn peer_down() {
-    differential("peerdown", 15, 2, &[1], |r| {
+    differential("peerdown", Net::Peerdown, 2, &[1], |r| {
         let a = r.n(0).clone();
         a.file("f.txt", "f\n", 0o644, T0);
         a.mkdir("d", 0o755);
-        let o = r.push_from("push -x (no server)", 0, None, nargs!["-x"]);
+        let o = r.push_from("push -x (no server)", 0, None, args!["-x"]);
         r.expect_code(o, 1);
         let name = r.n(1).name.clone();
         r.expect_line(
@@ -665,7 +665,7 @@ fn peer_down() {
 /// SETIMEd and cleaned (Q28). Then the real push.
 #[test]
 fn dry_run() {
-    differential("dryrun", 16, 2, &[1], |r| {
+    differential("dryrun", Net::Dryrun, 2, &[1], |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             n.file("same.txt", "same\n", 0o644, T0);
@@ -682,7 +682,7 @@ fn dry_run() {
         p.remove("delsame.txt");
         a.file("mod.txt", "modified\n", 0o644, T0 + 60);
         a.file("new.txt", "new\n", 0o644, T0 + 70);
-        let o = r.push("push -x -d", nargs!["-x", "-d"]);
+        let o = r.push("push -x -d", args!["-x", "-d"]);
         let out = common::show(&r.client(o).stdout);
         for code in ["?M: ", "?D: ", "?S: "] {
             r.expect(
@@ -713,7 +713,7 @@ fn dry_run() {
                 format!("?S entry was SETIMEd (Q28): {mt:?}"),
             );
         }
-        let o = r.push("push -u", nargs!["-u"]);
+        let o = r.push("push -u", args!["-u"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         if dry {
@@ -733,7 +733,7 @@ fn dry_run() {
 /// hosts, three groups) at the same time.
 #[test]
 fn concurrent_clients() {
-    differential("concurrent", 17, 4, &[3], |r| {
+    differential("concurrent", Net::Concurrent, 4, &[3], |r| {
         r.config(
             "nossl * *;\n\
              group g1 { host {N1} {N4}; key g.key; include {SYNC}/c1; }\n\
@@ -761,7 +761,7 @@ fn concurrent_clients() {
         // to create the schema of a new database ("Database Error: Creating
         // file table [1]: table file already exists", fatal)
         let s = r.n(3).s("");
-        r.cmd_ok(3, nargs!["-cIr", s], 0);
+        r.cmd_ok(3, args!["-cIr", s], 0);
         r.fix_mtimes();
         let daemon = r.start_server(3, "-ii");
         let procs: Vec<Proc> = (0..3)
@@ -873,186 +873,200 @@ fn hello(c: &ProbeCtx) -> Vec<Step> {
 /// lines, unknown commands, BYE.
 #[test]
 fn probe_identification() {
-    probe_differential("probeident", 18, 4, PROBE_CFG, probe_tree, |c| {
-        let k = KEY1;
-        let big = c.s("big.txt");
-        vec![
-            ProbeSession {
-                label: "pre-session garbage".into(),
-                src: 0,
-                steps: vec![step("bye\n", Expect::Eof)],
-            },
-            ProbeSession {
-                label: "bad config name".into(),
-                src: 0,
-                steps: vec![step("CONFIG Alt\n", Expect::Eof)],
-            },
-            ProbeSession {
-                label: "missing config".into(),
-                src: 0,
-                steps: vec![step("CONFIG nope\n", Expect::Eof)],
-            },
-            ProbeSession {
-                label: "empty first line, then garbage".into(),
-                src: 0,
-                steps: vec![step("\n", Expect::Silence), step("HELLO x\n", Expect::Eof)],
-            },
-            ProbeSession {
-                label: "identification and errors".into(),
-                src: 0,
-                steps: vec![
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step(format!("SIG {k} {big}\n"), Expect::Lines(1)),
-                    step("FOO bar\n", Expect::Lines(1)),
-                    step(format!("hello {}\n", c.name(2)), Expect::Lines(1)),
-                    step("hello\n", Expect::Lines(1)),
-                    step(format!("GETSZ {k} {big}\n"), Expect::Lines(1)),
-                    step(format!("hello {}\n", c.name(0)), Expect::Lines(1)),
-                    step(format!("sig WRONGKEY {big}\n"), Expect::Lines(1)),
-                    step(format!("sig {k} /etc/passwd\n"), Expect::Lines(1)),
-                    step(format!("sig {KEY2} {}\n", c.s("h/file")), Expect::Lines(1)),
-                    step(format!("sig {k} {}\n", c.s("h/file")), Expect::Lines(1)),
-                    step(format!("  \t gEtTm\t {k}   {big}   \n"), Expect::Lines(2)),
-                    step("DEBUG 3\n", Expect::Lines(1)),
-                    step("\r\n", Expect::Silence),
-                    step("\n", Expect::Silence),
-                    step(" \t \n", Expect::Silence),
-                    step(format!("HELLO {}\n", c.name(0)), Expect::Lines(1)),
-                    step("GROUP g\n", Expect::Lines(1)),
-                    step("GROUP g\n", Expect::Lines(1)),
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step("SSL\n", Expect::Lines(1)),
-                    step(format!("TYPE wrongkey {big}\n"), Expect::Lines(1)),
-                    step("bye\n", Expect::Lines(1)),
-                ],
-            },
-            ProbeSession {
-                label: "host in no group of the file".into(),
-                src: 3,
-                steps: vec![
-                    step("CONFIG \n", Expect::Lines(1)),
-                    step(format!("HELLO {}\n", c.name(3)), Expect::Lines(1)),
-                    step(format!("SIG {k} {big}\n"), Expect::Lines(1)),
-                    step(format!("GETTM {k} {big}\n"), Expect::Lines(1)),
-                    step("BYE\n", Expect::Lines(1)),
-                ],
-            },
-            ProbeSession {
-                label: "other group, other key".into(),
-                src: 2,
-                steps: vec![
-                    step("config\r\n", Expect::Lines(1)),
-                    step(format!("HELLO {}\r\n", c.name(2)), Expect::Lines(1)),
-                    step(
-                        format!("GETSZ {KEY2} {}\r\n", c.s("h/file")),
-                        Expect::Lines(2),
-                    ),
-                    step(format!("GETSZ {k} {}\r\n", c.s("h/file")), Expect::Lines(1)),
-                    step(format!("GETSZ {KEY2} {big}\r\n"), Expect::Lines(1)),
-                    step("BYE\r\n", Expect::Lines(1)),
-                ],
-            },
-            ProbeSession {
-                label: "pipelined commands in one write".into(),
-                src: 0,
-                steps: vec![step(
-                    format!(
-                        "CONFIG\nHELLO {}\nGETSZ {k} {big}\nGETTM {k} {big}\n\nBYE\nGETSZ {k} {big}\n",
-                        c.name(0)
-                    ),
-                    Expect::Eof,
-                )],
-            },
-            ProbeSession {
-                label: "encoded pre-session command word".into(),
-                src: 0,
-                steps: vec![step("CON%46IG\n", Expect::Eof)],
-            },
-            ProbeSession {
-                label: "encoded config name".into(),
-                src: 0,
-                steps: vec![step("CONFIG %20\n", Expect::Eof)],
-            },
-            ProbeSession {
-                label: "encoded session tokens".into(),
-                src: 0,
-                steps: vec![
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step(format!("H%45LLO {}\n", c.name(0)), Expect::Lines(1)),
-                    step(
-                        format!("GETSZ {k} {}\n", big.replace('/', "%2F")),
-                        Expect::Lines(2),
-                    ),
-                    step(
-                        format!("GETSZ %{:02X}{} {big}\n", k.as_bytes()[0], &k[1..]),
-                        Expect::Lines(2),
-                    ),
-                    step("%42YE\n", Expect::Lines(1)),
-                ],
-            },
-        ]
-    });
+    probe_differential(
+        "probeident",
+        Net::Probeident,
+        4,
+        PROBE_CFG,
+        probe_tree,
+        |c| {
+            let k = KEY1;
+            let big = c.s("big.txt");
+            vec![
+                ProbeSession {
+                    label: "pre-session garbage".into(),
+                    src: 0,
+                    steps: vec![step("bye\n", Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "bad config name".into(),
+                    src: 0,
+                    steps: vec![step("CONFIG Alt\n", Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "missing config".into(),
+                    src: 0,
+                    steps: vec![step("CONFIG nope\n", Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "empty first line, then garbage".into(),
+                    src: 0,
+                    steps: vec![step("\n", Expect::Silence), step("HELLO x\n", Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "identification and errors".into(),
+                    src: 0,
+                    steps: vec![
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step(format!("SIG {k} {big}\n"), Expect::Lines(1)),
+                        step("FOO bar\n", Expect::Lines(1)),
+                        step(format!("hello {}\n", c.name(2)), Expect::Lines(1)),
+                        step("hello\n", Expect::Lines(1)),
+                        step(format!("GETSZ {k} {big}\n"), Expect::Lines(1)),
+                        step(format!("hello {}\n", c.name(0)), Expect::Lines(1)),
+                        step(format!("sig WRONGKEY {big}\n"), Expect::Lines(1)),
+                        step(format!("sig {k} /etc/passwd\n"), Expect::Lines(1)),
+                        step(format!("sig {KEY2} {}\n", c.s("h/file")), Expect::Lines(1)),
+                        step(format!("sig {k} {}\n", c.s("h/file")), Expect::Lines(1)),
+                        step(format!("  \t gEtTm\t {k}   {big}   \n"), Expect::Lines(2)),
+                        step("DEBUG 3\n", Expect::Lines(1)),
+                        step("\r\n", Expect::Silence),
+                        step("\n", Expect::Silence),
+                        step(" \t \n", Expect::Silence),
+                        step(format!("HELLO {}\n", c.name(0)), Expect::Lines(1)),
+                        step("GROUP g\n", Expect::Lines(1)),
+                        step("GROUP g\n", Expect::Lines(1)),
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step("SSL\n", Expect::Lines(1)),
+                        step(format!("TYPE wrongkey {big}\n"), Expect::Lines(1)),
+                        step("bye\n", Expect::Lines(1)),
+                    ],
+                },
+                ProbeSession {
+                    label: "host in no group of the file".into(),
+                    src: 3,
+                    steps: vec![
+                        step("CONFIG \n", Expect::Lines(1)),
+                        step(format!("HELLO {}\n", c.name(3)), Expect::Lines(1)),
+                        step(format!("SIG {k} {big}\n"), Expect::Lines(1)),
+                        step(format!("GETTM {k} {big}\n"), Expect::Lines(1)),
+                        step("BYE\n", Expect::Lines(1)),
+                    ],
+                },
+                ProbeSession {
+                    label: "other group, other key".into(),
+                    src: 2,
+                    steps: vec![
+                        step("config\r\n", Expect::Lines(1)),
+                        step(format!("HELLO {}\r\n", c.name(2)), Expect::Lines(1)),
+                        step(
+                            format!("GETSZ {KEY2} {}\r\n", c.s("h/file")),
+                            Expect::Lines(2),
+                        ),
+                        step(format!("GETSZ {k} {}\r\n", c.s("h/file")), Expect::Lines(1)),
+                        step(format!("GETSZ {KEY2} {big}\r\n"), Expect::Lines(1)),
+                        step("BYE\r\n", Expect::Lines(1)),
+                    ],
+                },
+                ProbeSession {
+                    label: "pipelined commands in one write".into(),
+                    src: 0,
+                    steps: vec![step(
+                        format!(
+                            "CONFIG\nHELLO {}\nGETSZ {k} {big}\nGETTM {k} {big}\n\nBYE\nGETSZ {k} {big}\n",
+                            c.name(0)
+                        ),
+                        Expect::Eof,
+                    )],
+                },
+                ProbeSession {
+                    label: "encoded pre-session command word".into(),
+                    src: 0,
+                    steps: vec![step("CON%46IG\n", Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "encoded config name".into(),
+                    src: 0,
+                    steps: vec![step("CONFIG %20\n", Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "encoded session tokens".into(),
+                    src: 0,
+                    steps: vec![
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step(format!("H%45LLO {}\n", c.name(0)), Expect::Lines(1)),
+                        step(
+                            format!("GETSZ {k} {}\n", big.replace('/', "%2F")),
+                            Expect::Lines(2),
+                        ),
+                        step(
+                            format!("GETSZ %{:02X}{} {big}\n", k.as_bytes()[0], &k[1..]),
+                            Expect::Lines(2),
+                        ),
+                        step("%42YE\n", Expect::Lines(1)),
+                    ],
+                },
+            ]
+        },
+    );
 }
 
 /// Line length limits (16382 bytes accepted, 16383 closes the connection)
 /// and EOF in the middle of a line.
 #[test]
 fn probe_line_limit() {
-    probe_differential("probelines", 19, 3, PROBE_CFG, probe_tree, |c| {
-        let a16382 = format!("{}\n", "A".repeat(16382));
-        let a16383 = format!("{}\n", "A".repeat(16383));
-        vec![
-            ProbeSession {
-                label: "16382 bytes after CONFIG".into(),
-                src: 0,
-                steps: vec![
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step(&a16382, Expect::Lines(1)),
-                    step("BYE\n", Expect::Lines(1)),
-                ],
-            },
-            ProbeSession {
-                label: "16383 bytes after CONFIG".into(),
-                src: 0,
-                steps: vec![
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step(&a16383, Expect::Eof),
-                ],
-            },
-            ProbeSession {
-                label: "16383 bytes as the first line".into(),
-                src: 0,
-                steps: vec![step(&a16383, Expect::Eof)],
-            },
-            ProbeSession {
-                label: "16382 bytes as the first line".into(),
-                src: 0,
-                steps: vec![step(&a16382, Expect::Eof)],
-            },
-            ProbeSession {
-                label: "EOF in the middle of a line".into(),
-                src: 0,
-                steps: vec![
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step(format!("HELLO {}", c.name(0)), Expect::Silence),
-                ],
-            },
-            ProbeSession {
-                label: "EOF after one byte of a line".into(),
-                src: 0,
-                steps: vec![
-                    step("CONFIG\n", Expect::Lines(1)),
-                    step("B", Expect::Silence),
-                ],
-            },
-        ]
-    });
+    probe_differential(
+        "probelines",
+        Net::Probelines,
+        3,
+        PROBE_CFG,
+        probe_tree,
+        |c| {
+            let a16382 = format!("{}\n", "A".repeat(16382));
+            let a16383 = format!("{}\n", "A".repeat(16383));
+            vec![
+                ProbeSession {
+                    label: "16382 bytes after CONFIG".into(),
+                    src: 0,
+                    steps: vec![
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step(&a16382, Expect::Lines(1)),
+                        step("BYE\n", Expect::Lines(1)),
+                    ],
+                },
+                ProbeSession {
+                    label: "16383 bytes after CONFIG".into(),
+                    src: 0,
+                    steps: vec![
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step(&a16383, Expect::Eof),
+                    ],
+                },
+                ProbeSession {
+                    label: "16383 bytes as the first line".into(),
+                    src: 0,
+                    steps: vec![step(&a16383, Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "16382 bytes as the first line".into(),
+                    src: 0,
+                    steps: vec![step(&a16382, Expect::Eof)],
+                },
+                ProbeSession {
+                    label: "EOF in the middle of a line".into(),
+                    src: 0,
+                    steps: vec![
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step(format!("HELLO {}", c.name(0)), Expect::Silence),
+                    ],
+                },
+                ProbeSession {
+                    label: "EOF after one byte of a line".into(),
+                    src: 0,
+                    steps: vec![
+                        step("CONFIG\n", Expect::Lines(1)),
+                        step("B", Expect::Silence),
+                    ],
+                },
+            ]
+        },
+    );
 }
 
 /// SIG on every kind of path, GETTM/GETSZ, LIST and TYPE.
 #[test]
 fn probe_sig() {
-    probe_differential("probesig", 20, 3, PROBE_CFG, probe_tree, |c| {
+    probe_differential("probesig", Net::Probesig, 3, PROBE_CFG, probe_tree, |c| {
         let k = KEY1;
         let sig = |p: &str| step(format!("SIG {k} {}\n", c.s(p)), Expect::Sig);
         let mut s = hello(c);
@@ -1143,7 +1157,7 @@ fn probe_sig() {
 /// MARK and a conflict.
 #[test]
 fn probe_file_ops() {
-    probe_differential("probeops", 21, 3, PROBE_CFG, probe_tree, |c| {
+    probe_differential("probeops", Net::Probeops, 3, PROBE_CFG, probe_tree, |c| {
         let k = KEY1;
         let cmd = |w: &str, p: &str, rest: &str| {
             let sp = if rest.is_empty() { "" } else { " " };
@@ -1219,10 +1233,8 @@ fn probe_file_ops() {
 /// exceedingly busy"), so it is no baseline here.
 #[test]
 fn twenty_concurrent_clients() {
-    let hs = hosts("twenty", 23, TWENTY as u8 + 1);
-    let base = std::path::PathBuf::from(format!("/tmp/c2net-{}-twenty", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(base.join("sync")).expect("create base");
+    let hs = hosts("twenty", Net::Twenty, TWENTY as u8 + 1);
+    let base = base_dir("twenty");
     let ts = transports();
     let certs: Vec<Cert> = if ts.contains(&Transport::Tls) {
         hs.iter()
@@ -1244,7 +1256,7 @@ fn twenty_concurrent_clients() {
                 &hs,
                 &[TWENTY],
                 &base,
-                port(23, slot),
+                port(Net::Twenty, slot),
             );
             twenty_scenario(&mut r);
             for p in &r.problems {
@@ -1290,7 +1302,7 @@ fn twenty_scenario(r: &mut Run) {
     }
     // the real server's sessions race to create a new database's schema
     let s = r.n(CLIENTS).s("");
-    r.cmd_ok(CLIENTS, nargs!["-cIr", s], 0);
+    r.cmd_ok(CLIENTS, args!["-cIr", s], 0);
     r.fix_mtimes();
     let daemon = r.start_server(CLIENTS, "-ii");
     let procs: Vec<Proc> = (0..CLIENTS).map(|k| r.n(k).spawn(&["-x".into()])).collect();

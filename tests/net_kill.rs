@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const TEST: &str = "netkill";
-const IDX: u8 = 64;
+const IDX: Net = Net::Netkill;
 /// How long a csync2 process may take before it counts as hung.
 const WAIT: Duration = Duration::from_secs(120);
 const BIG: &str = "big.img";
@@ -801,24 +801,18 @@ impl Pair {
                 ),
             );
             let end = Instant::now() + Duration::from_secs(15);
-            while listening(b.addr, b.port) && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            common::poll_until(end, Duration::from_millis(10), || {
+                !listening(b.addr, b.port)
+            });
         }
-        let mut p = b.spawn(&[kind.into(), "-v".into()]);
-        let end = Instant::now() + Duration::from_secs(15);
-        while !listening(b.addr, b.port) {
-            if p.exited() || Instant::now() > end {
-                let d = p.kill();
-                panic!(
-                    "{}: the server did not listen: {}",
-                    self.label(),
-                    tail(&d, 10)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        p
+        let p = b.spawn(&[kind.into(), "-v".into()]);
+        await_listening(p, b.addr, b.port, Duration::from_millis(2)).unwrap_or_else(|d| {
+            panic!(
+                "{}: the server did not listen: {}",
+                self.label(),
+                tail(&d, 10)
+            )
+        })
     }
 
     /// After the client: the end of a server; a `-iii` server nobody
@@ -827,26 +821,25 @@ impl Pair {
         let (addr, port) = (self.b().addr, self.b().port);
         let end = Instant::now() + WAIT;
         if kind == "-iii" {
-            loop {
-                if s.exited() {
-                    return s.wait_until(Instant::now());
-                }
-                if listening(addr, port) {
-                    return s.kill();
-                }
-                if Instant::now() > end {
-                    let d = s.kill();
-                    let c = self.cat_of(1, Cat::Bug);
-                    let t = tail(&d, 8);
-                    self.problem(c, format!("the -iii server did not end its session: {t}"));
-                    return d;
-                }
-                std::thread::sleep(Duration::from_millis(5));
+            let mut exited = false;
+            let ended = common::poll_until(end, Duration::from_millis(5), || {
+                exited = s.exited();
+                exited || listening(addr, port)
+            });
+            if exited {
+                return s.wait_until(Instant::now());
             }
+            if ended {
+                return s.kill();
+            }
+            let d = s.kill();
+            let c = self.cat_of(1, Cat::Bug);
+            let t = tail(&d, 8);
+            self.problem(c, format!("the -iii server did not end its session: {t}"));
+            return d;
         }
-        while !children(s.pid).is_empty() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let pid = s.pid;
+        common::poll_until(end, Duration::from_millis(5), || children(pid).is_empty());
         let left = children(s.pid);
         for c in &left {
             sigkill(*c);
@@ -1298,20 +1291,20 @@ impl Pair {
         until: Instant,
     ) -> Option<Instant> {
         let b = self.b();
-        loop {
+        let mut at = None;
+        common::poll_until(until, Duration::from_micros(500), || {
             let started = if kind == "-iii" {
                 !listening(b.addr, b.port)
             } else {
                 !children(server.pid).is_empty()
             };
             if started {
-                return Some(Instant::now());
+                at = Some(Instant::now());
+                return true;
             }
-            if client.exited() || Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
+            client.exited()
+        });
+        at
     }
 
     fn round(&mut self, kill: Option<Kill>, kind: &str, with_big: bool) -> Timing {

@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TEST: &str = "load";
-const IDX: u8 = 62;
+const IDX: Net = Net::Load;
 /// client nodes n2…n51
 const CLIENTS: usize = 50;
 /// the last TLS_CLIENTS clients use TLS
@@ -204,13 +204,12 @@ impl Drop for Sampler {
 /// children still there afterwards.
 fn drain(pid: u32, limit: Duration) -> (Duration, Vec<(u32, char)>) {
     let t = Instant::now();
-    loop {
-        let k = children(pid);
-        if k.is_empty() || t.elapsed() > limit {
-            return (t.elapsed(), k);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut k = Vec::new();
+    common::poll_until(t + limit, Duration::from_millis(10), || {
+        k = children(pid);
+        k.is_empty()
+    });
+    (t.elapsed(), k)
 }
 
 fn show_stats(s: &Stats) -> String {
@@ -448,16 +447,21 @@ impl Load {
         let deadline = t + CLIENT_DEADLINE;
         let mut procs: Vec<Option<Proc>> = procs.into_iter().map(Some).collect();
         let mut dones: Vec<Option<(Done, Duration)>> = procs.iter().map(|_| None).collect();
-        while procs.iter().any(Option::is_some) {
+        // the clients that ended (all of them once `past`: killed at the
+        // deadline); true when none is left
+        let mut reap = |past: bool| {
             for (p, d) in procs.iter_mut().zip(dones.iter_mut()) {
                 let finished = p.as_mut().is_some_and(|p| p.exited());
-                if (finished || Instant::now() > deadline)
+                if (finished || past)
                     && let Some(p) = p.take()
                 {
                     *d = Some((p.wait_until(deadline), t.elapsed()));
                 }
             }
-            std::thread::sleep(Duration::from_millis(10));
+            procs.iter().all(Option::is_none)
+        };
+        if !common::poll_until(deadline, Duration::from_millis(10), || reap(false)) {
+            reap(true);
         }
         let took = t.elapsed();
         let (dones, times): (Vec<Done>, Vec<Duration>) = dones.into_iter().flatten().unzip();
@@ -546,10 +550,8 @@ impl Load {
 fn ii_server_under_load() {
     let t_all = Instant::now();
     let hs = hosts(TEST, IDX, (CLIENTS + 1) as u8);
-    let base = PathBuf::from(format!("/tmp/c2net-{}-{TEST}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
+    let base = base_dir(TEST);
     let sync = base.join("sync");
-    std::fs::create_dir_all(&sync).expect("create base");
     let dir = base.join("run");
     let port = port(IDX, 0);
     let real = real_available();
@@ -619,19 +621,15 @@ fn ii_server_under_load() {
     let t_setup = t_all.elapsed();
 
     // the server
-    let mut srv = server.spawn(&["-ii".into(), "-v".into()]);
-    let end = Instant::now() + Duration::from_secs(15);
-    while !listening(server.addr, server.port) {
-        if srv.exited() || Instant::now() > end {
-            let d = srv.kill();
+    let srv = server.spawn(&["-ii".into(), "-v".into()]);
+    let srv = await_listening(srv, server.addr, server.port, Duration::from_millis(5))
+        .unwrap_or_else(|d| {
             panic!(
                 "the -ii server did not start listening: {}\n{}",
                 d.status(),
                 common::show(&d.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+            )
+        });
     let pid = srv.pid;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     assert!(

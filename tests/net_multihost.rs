@@ -94,7 +94,7 @@ fn ignore_dir_setime(r: &mut Run, o: usize) {
 /// for everybody.
 #[test]
 fn host_down_catches_up() {
-    differential("multihost", 53, 5, &[1, 2, 3, 4], |r| {
+    differential("multihost", Net::Multihost, 5, &[1, 2, 3, 4], |r| {
         r.config(CFG);
         for i in 0..5 {
             r.n(i).clone().file("base.txt", "base\n", 0o644, T0);
@@ -109,7 +109,7 @@ fn host_down_catches_up() {
         a.mkdir("sub", 0o700);
         a.file("sub/deep.txt", "deep\n", 0o600, T0 + 4);
 
-        let o = exchange(r, "-x with n3 down", 0, &[1, 3, 4], "-iii", nargs!["-x"]);
+        let o = exchange(r, "-x with n3 down", 0, &[1, 3, 4], "-iii", args!["-x"]);
         ignore_dir_setime(r, o);
         r.expect_code(o, 1);
         let n3 = r.n(2).name.clone();
@@ -165,7 +165,7 @@ fn host_down_catches_up() {
             0,
             &[1, 2, 3, 4],
             "-iii",
-            nargs!["-x"],
+            args!["-x"],
         );
         ignore_dir_setime(r, o);
         r.expect_code(o, 0);

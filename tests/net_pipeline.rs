@@ -53,7 +53,7 @@ fn expect_wire(r: &mut Run, o: usize) {
 /// large (rsync delta in lock-step), symlinks, empty directories, fifos.
 #[test]
 fn many_files() {
-    solo("pipemany", 55, 2, &[1], &MODES, |r| {
+    solo("pipemany", Net::Pipemany, 2, &[1], &MODES, |r| {
         let (a, b) = (r.n(0).clone(), r.n(1).clone());
         for d in 0..40 {
             let dir = format!("d{d:02}");
@@ -91,7 +91,7 @@ fn many_files() {
         }
         let s = b.s("");
         r.cmd_ok(1, vec!["-cIr".into(), s], 0);
-        let o = r.push("push -x (600 files)", nargs!["-x"]);
+        let o = r.push("push -x (600 files)", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         r.expect(r.dirty(o, 0).is_empty(), "no dirty rows left on the sender");
@@ -105,7 +105,7 @@ fn many_files() {
 /// missing directory (which marked rows and took dirs × files requests).
 #[test]
 fn dry_run_new_tree() {
-    solo("pipedry", 56, 2, &[1], &MODES, |r| {
+    solo("pipedry", Net::Pipedry, 2, &[1], &MODES, |r| {
         let a = r.n(0).clone();
         // more files below each missing directory than the pipeline holds
         for d in 0..2 {
@@ -115,7 +115,7 @@ fn dry_run_new_tree() {
                 a.file(format!("n{d}/sub/f{f}"), sized(300, f), 0o644, T0);
             }
         }
-        let o = r.push("push -x -d", nargs!["-x", "-d"]);
+        let o = r.push("push -x -d", args!["-x", "-d"]);
         let c = r.client(o).clone();
         r.expect(
             c.code == Some(0),
@@ -143,7 +143,7 @@ fn dry_run_new_tree() {
 /// refused and stay dirty, the rest arrive.
 #[test]
 fn conflicts_among_many() {
-    solo("pipeconflict", 57, 2, &[1], &MODES, |r| {
+    solo("pipeconflict", Net::Pipeconflict, 2, &[1], &MODES, |r| {
         for i in 0..2 {
             let n = r.n(i).clone();
             for f in 0..200 {
@@ -165,7 +165,7 @@ fn conflicts_among_many() {
             );
         }
         r.check(1);
-        let o = r.push("push -x (5 conflicts)", nargs!["-x"]);
+        let o = r.push("push -x (5 conflicts)", args!["-x"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Finished with 5 errors.");
         for f in 0..200 {

@@ -63,7 +63,7 @@ fn push_on_pty(r: &mut Run, args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn progress_line_only_on_a_terminal() {
-    solo("progress", 61, 2, &[1], &[MODE_C, MODE_D], |r| {
+    solo("progress", Net::Progress, 2, &[1], &[MODE_C, MODE_D], |r| {
         let a = r.n(0).clone();
         a.mkdir("d", 0o755);
         for i in 0..FILES {

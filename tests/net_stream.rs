@@ -29,12 +29,12 @@ fn files_on(r: &Run, i: usize) -> usize {
 
 #[test]
 fn files_reach_the_peer_during_the_check() {
-    solo("stream", 69, 2, &[1], &[MODE_D], |r| {
+    solo("stream", Net::Stream, 2, &[1], &[MODE_D], |r| {
         let a = r.n(0).clone();
         // a first sync pins the peer's certificate (TLS): the stream only
         // talks to peers it already knows
         a.file("first", "first\n", 0o644, T0);
-        let o = r.push("first -x", nargs!["-x"]);
+        let o = r.push("first -x", args!["-x"]);
         r.expect_code(o, 0);
         for d in 0..DIRS {
             a.mkdir(format!("d{d:03}"), 0o755);
@@ -67,13 +67,10 @@ fn files_reach_the_peer_during_the_check() {
         drop(wr);
         let end = Instant::now() + Duration::from_secs(20);
         let mut early = 0;
-        while Instant::now() < end {
+        common::poll_until(end, Duration::from_millis(20), || {
             early = files_on(r, 1);
-            if early > 0 || child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            early > 0 || child.try_wait().ok().flatten().is_some()
+        });
         let still_checking = child.try_wait().ok().flatten().is_none();
         r.expect(
             early > 0 && still_checking,

@@ -44,6 +44,7 @@
 mod common;
 mod net;
 
+use common::idx::Tls;
 use common::{show, url_encode};
 use net::*;
 use std::fmt::Write as _;
@@ -57,7 +58,8 @@ use std::path::{Path, PathBuf};
 /// The `count` hosts of test `idx` (1..=61): `n<k>.tls-<test>.test` at
 /// `127.62.<idx>.<k>`, appended to /etc/hosts when missing (under the lock
 /// file the harness uses; other lines are never touched).
-fn tls_hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
+fn tls_hosts(test: &str, idx: Tls, count: u8) -> Vec<Host> {
+    let idx = idx.n();
     assert!((1..=61).contains(&idx), "test index out of range");
     let hs: Vec<Host> = (1..=count)
         .map(|k| Host {
@@ -70,7 +72,8 @@ fn tls_hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
 }
 
 /// TCP port of test `idx`, slot `slot` (0..8): 32000 + 8·idx + slot.
-fn tls_port(idx: u8, slot: u16) -> u16 {
+fn tls_port(idx: Tls, slot: u16) -> u16 {
+    let idx = idx.n();
     assert!(slot < 8 && idx <= 61);
     32000 + 8 * idx as u16 + slot
 }
@@ -292,17 +295,15 @@ fn slot(m: Mode) -> u16 {
 
 struct Ctx {
     test: String,
-    idx: u8,
+    idx: Tls,
     hosts: Vec<Host>,
     base: PathBuf,
 }
 
 impl Ctx {
-    fn new(test: &str, idx: u8) -> Ctx {
+    fn new(test: &str, idx: Tls) -> Ctx {
         let hosts = tls_hosts(test, idx, 2);
-        let base = PathBuf::from(format!("/tmp/c2net-{}-tls-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(base.join("sync")).expect("create base");
+        let base = base_dir(&format!("tls-{test}"));
         Ctx {
             test: format!("tls-{test}"),
             idx,
@@ -345,15 +346,7 @@ impl Ctx {
                 tls_port(self.idx, slot(mode)),
             );
             run.config(TLS_CFG);
-            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut run)));
-            if let Err(e) = res {
-                let m = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "<panic>".into());
-                run.problems.push(format!("scenario panicked: {m}"));
-            }
+            run_scenario(&mut run, &scenario);
             runs.push(run);
         }
         let mut report = String::new();
@@ -455,7 +448,7 @@ fn push_files(r: &mut Run) -> usize {
     a.symlink("link", "new.txt");
     a.mkdir("dir", 0o750);
     a.file("dir/inner.txt", pseudo_text(3000, 5), 0o644, T0 + 3);
-    let o = r.push("push -x over TLS", nargs!["-x"]);
+    let o = r.push("push -x over TLS", args!["-x"]);
     r.expect_code(o, 0);
     r.expect_same_trees(o, 0, 1);
     let left: Vec<String> = r.dirty(o, 0).iter().map(|(f, _)| show(f)).collect();
@@ -466,7 +459,7 @@ fn push_files(r: &mut Run) -> usize {
     o
 }
 
-fn per_host(test: &str, idx: u8, kind: KeyKind) {
+fn per_host(test: &str, idx: Tls, kind: KeyKind) {
     let ctx = Ctx::new(test, idx);
     let c1 = ctx.host_cert(0, kind);
     let c2 = ctx.host_cert(1, kind);
@@ -501,32 +494,32 @@ fn per_host(test: &str, idx: u8, kind: KeyKind) {
 
 #[test]
 fn per_host_rsa1024() {
-    per_host("rsa1024", 1, KeyKind::Rsa1024);
+    per_host("rsa1024", Tls::Rsa1024, KeyKind::Rsa1024);
 }
 
 #[test]
 fn per_host_rsa2048() {
-    per_host("rsa2048", 2, KeyKind::Rsa2048);
+    per_host("rsa2048", Tls::Rsa2048, KeyKind::Rsa2048);
 }
 
 #[test]
 fn per_host_rsa4096() {
-    per_host("rsa4096", 3, KeyKind::Rsa4096);
+    per_host("rsa4096", Tls::Rsa4096, KeyKind::Rsa4096);
 }
 
 #[test]
 fn per_host_p256() {
-    per_host("p256", 4, KeyKind::P256);
+    per_host("p256", Tls::P256, KeyKind::P256);
 }
 
 #[test]
 fn per_host_p384() {
-    per_host("p384", 5, KeyKind::P384);
+    per_host("p384", Tls::P384, KeyKind::P384);
 }
 
 #[test]
 fn per_host_ed25519() {
-    per_host("ed25519", 6, KeyKind::Ed25519);
+    per_host("ed25519", Tls::Ed25519, KeyKind::Ed25519);
 }
 
 // ---------------------------------------------------------------------------
@@ -539,7 +532,7 @@ const CLUSTER_SUBJ: &str = "/O=csync2 cluster";
 
 #[test]
 fn shared_rsa2048() {
-    let ctx = Ctx::new("shared", 7);
+    let ctx = Ctx::new("shared", Tls::Shared);
     let c = ctx.cert("shared", KeyKind::Rsa2048, CLUSTER_SUBJ);
     ctx.differential(&all_modes(), |r| {
         install(r.n(0), &c);
@@ -551,7 +544,7 @@ fn shared_rsa2048() {
         // a second session with the pins in place
         let a = r.n(0).clone();
         a.file("second.txt", "second push\n", 0o644, T0 + 10);
-        let o = r.push("second push -x", nargs!["-x"]);
+        let o = r.push("second push -x", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         expect_pin(r, o, 0, 1, &c);
@@ -565,7 +558,7 @@ fn shared_rsa2048() {
 /// the client did not send.
 #[test]
 fn per_host_real_pair_needs_ca_list() {
-    let ctx = Ctx::new("realpair", 8);
+    let ctx = Ctx::new("realpair", Tls::Realpair);
     let c1 = ctx.host_cert(0, KeyKind::Rsa2048);
     let c2 = ctx.host_cert(1, KeyKind::Rsa2048);
     ctx.differential(&[MODE_A], |r| {
@@ -574,7 +567,7 @@ fn per_host_real_pair_needs_ca_list() {
         r.n(0).file("f.txt", "f\n", 0o644, T0);
         r.init();
         r.n(0).file("f.txt", "changed\n", 0o644, T0 + 1);
-        let o = r.push("push -x", nargs!["-x"]);
+        let o = r.push("push -x", args!["-x"]);
         // after `Config command failed.` the client's close_notify may hit
         // the reset connection: SIGPIPE kills it, or it exits 1
         let d = r.client(o).clone();
@@ -603,7 +596,7 @@ fn per_host_real_pair_needs_ca_list() {
 
 #[test]
 fn pinning() {
-    let ctx = Ctx::new("pinning", 9);
+    let ctx = Ctx::new("pinning", Tls::Pinning);
     let shared = ctx.cert("shared", KeyKind::Rsa2048, CLUSTER_SUBJ);
     let new_server = ctx.cert("new-server", KeyKind::Rsa2048, CLUSTER_SUBJ);
     let new_client = ctx.cert("new-client", KeyKind::Rsa2048, CLUSTER_SUBJ);
@@ -612,7 +605,7 @@ fn pinning() {
         install(r.n(1), &shared);
         let a = r.n(0).clone();
         a.file("one.txt", "one\n", 0o644, T0);
-        let o = r.push("first push: both sides pin", nargs!["-x"]);
+        let o = r.push("first push: both sides pin", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         expect_pin(r, o, 0, 1, &shared);
@@ -621,7 +614,7 @@ fn pinning() {
         // the server's certificate changes: the client refuses it
         install(r.n(1), &new_server);
         a.file("two.txt", "two\n", 0o644, T0 + 1);
-        let o = r.push("server certificate replaced", nargs!["-x"]);
+        let o = r.push("server certificate replaced", args!["-x"]);
         r.expect_code(o, 1);
         r.expect_line(o, "Peer did provide a wrong SSL X509 cetrificate.");
         // with a pin row present, -vv shows the peer's actual certificate
@@ -638,7 +631,7 @@ fn pinning() {
         // the client's certificate changes: the server refuses HELLO
         install(r.n(1), &shared);
         install(r.n(0), &new_client);
-        let o = r.push("client certificate replaced", nargs!["-x"]);
+        let o = r.push("client certificate replaced", args!["-x"]);
         // the refusal is on the wire (client -vvv trace); the server logs
         // the reason at -v
         r.expect_line(o, "Peer> Identification failed!");
@@ -657,7 +650,7 @@ fn pinning() {
         let name = r.n(0).name.clone();
         r.n(1)
             .sql(&format!("DELETE FROM x509_cert WHERE peername = '{name}'"));
-        let o = r.push("stale pin deleted by hand", nargs!["-x"]);
+        let o = r.push("stale pin deleted by hand", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         expect_pin(r, o, 0, 1, &shared);
@@ -674,7 +667,7 @@ const NOSSL_ALL: &str = "nossl * *;\n";
 
 #[test]
 fn nossl_one_side() {
-    let ctx = Ctx::new("nossl", 10);
+    let ctx = Ctx::new("nossl", Tls::Nossl);
     let c = ctx.cert("shared", KeyKind::Rsa2048, CLUSTER_SUBJ);
     ctx.differential(&all_modes(), |r| {
         install(r.n(0), &c);
@@ -684,7 +677,7 @@ fn nossl_one_side() {
 
         // only the client has `nossl * *;`: it connects in plain text
         config_one(r, 0, &format!("{NOSSL_ALL}{TLS_CFG}"));
-        let o = r.push("nossl on the client only", nargs!["-x"]);
+        let o = r.push("nossl on the client only", args!["-x"]);
         r.expect_line(o, "Connecting to host");
         r.expect_line(o, "(PLAIN)");
         r.expect_line(o, "Peer> SSL encrypted connection expected!");
@@ -699,7 +692,7 @@ fn nossl_one_side() {
         // still expects TLS
         let rule = format!("nossl {{N1}} {{N2}};\n{TLS_CFG}");
         r.config(&rule);
-        let o = r.push("directional nossl rule on both nodes", nargs!["-x"]);
+        let o = r.push("directional nossl rule on both nodes", args!["-x"]);
         r.expect_line(o, "(PLAIN)");
         r.expect_line(o, "Peer> SSL encrypted connection expected!");
         r.expect_code(o, 1);
@@ -710,7 +703,7 @@ fn nossl_one_side() {
         // the server always grants
         r.config(TLS_CFG);
         config_one(r, 1, &format!("{NOSSL_ALL}{TLS_CFG}"));
-        let o = r.push("nossl on the server only", nargs!["-x"]);
+        let o = r.push("nossl on the server only", args!["-x"]);
         r.expect_line(o, "(SSL)");
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
@@ -766,7 +759,7 @@ fn server_died_after_activating(r: &mut Run, o: usize) {
 
 #[test]
 fn missing_certificates() {
-    let ctx = Ctx::new("nocert", 11);
+    let ctx = Ctx::new("nocert", Tls::Nocert);
     let c = ctx.cert("shared", KeyKind::Rsa2048, CLUSTER_SUBJ);
     ctx.differential(&all_modes(), |r| {
         install(r.n(0), &c);
@@ -775,7 +768,7 @@ fn missing_certificates() {
 
         // no certificate files at all on the server: it answers `OK
         // (activating_ssl).`, fails to load them and exits 1
-        let o = r.push("server has no key and no certificate", nargs!["-x"]);
+        let o = r.push("server has no key and no certificate", args!["-x"]);
         let msg = load_failure(r, 1);
         expect_server_line(r, o, &msg);
         expect_server_code(r, o, 1);
@@ -784,7 +777,7 @@ fn missing_certificates() {
         // the key is there, the certificate is not
         install(r.n(1), &c);
         remove_files(r.n(1), &[CERT_PEM]);
-        let o = r.push("server has no certificate", nargs!["-x"]);
+        let o = r.push("server has no certificate", args!["-x"]);
         let msg = load_failure(r, 1);
         expect_server_line(r, o, &msg);
         expect_server_code(r, o, 1);
@@ -795,7 +788,7 @@ fn missing_certificates() {
         // in the handshake
         install(r.n(1), &c);
         remove_files(r.n(0), &[KEY_PEM, CERT_PEM]);
-        let o = r.push("client has no key and no certificate", nargs!["-x"]);
+        let o = r.push("client has no key and no certificate", args!["-x"]);
         let msg = load_failure(r, 0);
         r.expect_line(o, &msg);
         r.expect_code(o, 1);
@@ -813,7 +806,7 @@ fn missing_certificates() {
 
         // everything in place again
         install(r.n(0), &c);
-        let o = r.push("certificates restored", nargs!["-x"]);
+        let o = r.push("certificates restored", args!["-x"]);
         r.expect_code(o, 0);
         r.expect_same_trees(o, 0, 1);
         expect_pin(r, o, 0, 1, &c);
@@ -852,7 +845,7 @@ fn gen_cert_in(dir: &Path, rsa: bool) -> Cert {
 
 /// Every pairing, also real ↔ real: the generated certificates share one
 /// subject, so the real client sends its certificate to the real server.
-fn generated(test: &str, idx: u8, rsa: bool) {
+fn generated(test: &str, idx: Tls, rsa: bool) {
     let ctx = Ctx::new(test, idx);
     let c1 = gen_cert_in(&ctx.certs().join("n1"), rsa);
     let c2 = gen_cert_in(&ctx.certs().join("n2"), rsa);
@@ -869,10 +862,10 @@ fn generated(test: &str, idx: u8, rsa: bool) {
 
 #[test]
 fn generated_p256() {
-    generated("genp256", 12, false);
+    generated("genp256", Tls::Genp256, false);
 }
 
 #[test]
 fn generated_rsa() {
-    generated("genrsa", 13, true);
+    generated("genrsa", Tls::Genrsa, true);
 }

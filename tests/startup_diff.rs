@@ -18,9 +18,8 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One group: the local host and one peer, the whole tree.
@@ -253,18 +252,12 @@ fn open_cloexec(path: &str, flags: i32) -> OwnedFd {
 
 fn run_ex(which: Which, args: &[OsString], opts: &RunOpts) -> Ran {
     use std::os::fd::AsRawFd;
-    let mut cmd = Command::new(bin(which));
-    cmd.arg0("csync2")
-        .args(args)
-        .current_dir(&opts.cwd)
-        .env("LC_ALL", "C")
-        .env_remove("CSYNC2_SYSTEM_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in &opts.envs {
-        cmd.env(k, v);
-    }
+    let envs: Vec<(&str, OsString)> = opts
+        .envs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let mut cmd = csync2_command(which, args, &envs, &opts.cwd);
     // the parent's ends: kept open until the child has started
     let mut child_ends: Vec<OwnedFd> = Vec::new();
     let mut readers: Vec<(i32, File)> = Vec::new();
@@ -307,23 +300,9 @@ fn run_ex(which: Which, args: &[OsString], opts: &RunOpts) -> Ran {
         });
     }
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", which.label()));
+    let child = Proc::spawn(cmd, which.label().to_string());
     drop(child_ends);
-    let pid = child.id();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
+    let pid = child.pid;
     let t_fds: Vec<(i32, std::thread::JoinHandle<Vec<u8>>)> = readers
         .into_iter()
         .map(|(t, mut f)| {
@@ -337,32 +316,10 @@ fn run_ex(which: Which, args: &[OsString], opts: &RunOpts) -> Ran {
             )
         })
         .collect();
-    let deadline = start + Duration::from_secs(60);
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait().expect("try_wait") {
-            Some(s) => break s,
-            None => {
-                if Instant::now() > deadline {
-                    timed_out = true;
-                    let _ = child.kill(); // our own child, by pid
-                    break child.wait().expect("wait after kill");
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    };
+    let done = child.wait_until(start + Duration::from_secs(60));
     let elapsed = start.elapsed();
     Ran {
-        out: Output {
-            which,
-            args: args.to_vec(),
-            stdout: t_out.join().unwrap(),
-            stderr: t_err.join().unwrap(),
-            code: if timed_out { None } else { status.code() },
-            signal: status.signal(),
-            timed_out,
-        },
+        out: Output::from_done(which, args, done),
         pid,
         elapsed,
         captured: t_fds

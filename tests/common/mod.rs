@@ -19,21 +19,44 @@
 //!   --test local_diff` must pass completely: it runs the reference against
 //!   itself.
 //! * `CSYNC2_DIFF_KEEP=1` — keep the scenario directories even on success.
+//!
+//! The parts shared with the network harness (`tests/net/`) live in
+//! submodules:
+//!
+//! * [`proc`]: the process runner (which binary, [`Proc`], [`Done`],
+//!   [`run_cmd`] and [`Output`]);
+//! * [`setup`]: scenario and host directories, system-directory files (config
+//!   and keys), file-system primitives;
+//! * [`wait`]: the wait-with-deadline helpers;
+//! * [`idx`]: the index of every network test (addresses and ports).
+//!
+//! [`args!`] builds argument vectors for both families.
 
 #![allow(dead_code)]
 
+pub mod idx;
+pub mod proc;
+pub mod setup;
+pub mod wait;
+
+// (re-exports for the test files; each uses some of them)
+#[allow(unused_imports)]
+pub use proc::{
+    Done, Output, Proc, TIMEOUT, Which, bin, captured, csync2_command, lines, ours_bin, real_bin,
+    run_cmd,
+};
+#[allow(unused_imports)]
+pub use setup::{set_mode, set_mtime};
+#[allow(unused_imports)]
+pub use wait::{poll_until, wait_until};
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 /// Local host name used with `-N` unless a scenario changes it.
 pub const HOST: &str = "h1.local.test";
@@ -47,9 +70,6 @@ pub const T0: i64 = 1_600_000_000;
 pub const KEY1: &str = "Aa0._bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678";
 pub const KEY2: &str = "Zz9._yxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA987654321";
 
-/// How long one csync2 invocation may take before it is killed.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Build an argument vector from heterogeneous values (`&str`, `String`,
 /// `PathBuf`, `OsString`, …): `args!["-cr", env.tree()]`.
 #[macro_export]
@@ -59,156 +79,12 @@ macro_rules! args {
     };
 }
 
-// ---------------------------------------------------------------------------
-// Binaries
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Which {
-    Real,
-    Ours,
-}
-
-impl Which {
-    pub fn label(self) -> &'static str {
-        match self {
-            Which::Real => "REAL",
-            Which::Ours => "OURS",
-        }
-    }
-}
-
-/// Path of the reference csync2; panics (never skips) when it is missing.
-pub fn real_bin() -> PathBuf {
-    let p = std::env::var_os("CSYNC2_REAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/csync2"));
-    if !p.is_file() {
-        panic!(
-            "the reference csync2 binary {} is missing: these differential tests need the real \
-             LINBIT csync2 (Debian 2.0-42-g83b3644-2). Install it with `apt-get install csync2` \
-             (or point CSYNC2_REAL at it).",
-            p.display()
-        );
-    }
-    p
-}
-
-/// Path of the csync2 under test.
-pub fn ours_bin() -> PathBuf {
-    std::env::var_os("CSYNC2_DIFF_OURS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_csync2")))
-}
-
-pub fn bin(which: Which) -> PathBuf {
-    match which {
-        Which::Real => real_bin(),
-        Which::Ours => ours_bin(),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Process output
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-pub struct Output {
-    pub which: Which,
-    /// Full argument list as passed (after argv[0]).
-    pub args: Vec<OsString>,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    /// Exit code, `None` when killed by a signal or timed out.
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub timed_out: bool,
-}
-
-impl Output {
-    pub fn status_text(&self) -> String {
-        if self.timed_out {
-            format!("TIMED OUT after {:?}", TIMEOUT)
-        } else if let Some(c) = self.code {
-            format!("exit {c}")
-        } else {
-            format!("killed by signal {}", self.signal.unwrap_or(-1))
-        }
-    }
-    pub fn stdout_lines(&self) -> Vec<&[u8]> {
-        split_lines(&self.stdout)
-    }
-    pub fn stderr_str(&self) -> String {
-        show_lossy(&self.stderr)
-    }
-}
-
-fn split_lines(b: &[u8]) -> Vec<&[u8]> {
+pub fn split_lines(b: &[u8]) -> Vec<&[u8]> {
     if b.is_empty() {
         return Vec::new();
     }
     let b = b.strip_suffix(b"\n").unwrap_or(b);
     b.split(|&c| c == b'\n').collect()
-}
-
-/// Run `bin` with `args` (argv[0] is always `csync2`, so usage texts are
-/// comparable), the given extra environment and cwd; stdin is /dev/null.
-pub fn run_cmd(which: Which, args: &[OsString], envs: &[(&str, OsString)], cwd: &Path) -> Output {
-    let mut cmd = Command::new(bin(which));
-    cmd.arg0("csync2")
-        .args(args)
-        .current_dir(cwd)
-        .env("LC_ALL", "C")
-        .env_remove("CSYNC2_SYSTEM_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap_or_else(|e| {
-        panic!(
-            "cannot start {} ({}): {e}",
-            which.label(),
-            bin(which).display()
-        )
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait().expect("try_wait") {
-            Some(s) => break s,
-            None => {
-                if Instant::now() > deadline {
-                    timed_out = true;
-                    let _ = child.kill(); // our own child, by pid
-                    break child.wait().expect("wait after kill");
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    };
-    Output {
-        which,
-        args: args.to_vec(),
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-        code: if timed_out { None } else { status.code() },
-        signal: status.signal(),
-        timed_out,
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -239,7 +115,7 @@ pub fn show(b: &[u8]) -> String {
     s
 }
 
-fn show_lossy(b: &[u8]) -> String {
+pub fn show_lossy(b: &[u8]) -> String {
     split_lines(b)
         .iter()
         .map(|l| format!("    {}\n", show(l)))
@@ -661,8 +537,6 @@ fn diff_lines(what: &str, real: &[u8], ours: &[u8]) -> String {
 // The scenario environment
 // ---------------------------------------------------------------------------
 
-static SOCK_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 pub struct Env {
     pub name: String,
     pub base: PathBuf,
@@ -690,13 +564,12 @@ impl Env {
     pub fn new(name: &str) -> Env {
         real_bin(); // fail early with a clear message
         let base = PathBuf::from(format!("/tmp/c2d-{}-{}", name, std::process::id()));
-        if base.exists() {
-            std::fs::remove_dir_all(&base).expect("remove stale scenario dir");
-        }
+        setup::fresh_dir(&base);
+        let dirs = setup::HostDirs::create(&base, &["db_real", "db_ours"]);
         let env = Env {
             name: name.to_string(),
-            etc: base.join("etc"),
-            tree: base.join("tree"),
+            etc: dirs.etc,
+            tree: dirs.tree,
             db_real: base.join("db_real"),
             db_ours: base.join("db_ours"),
             base,
@@ -708,13 +581,9 @@ impl Env {
             history: RefCell::new(Vec::new()),
             step_no: Cell::new(0),
         };
-        for d in [&env.etc, &env.tree, &env.db_real, &env.db_ours] {
-            std::fs::create_dir_all(d).unwrap();
-        }
         // fixed mode for the tree root, so that its checktxt is predictable
         std::fs::set_permissions(&env.tree, std::fs::Permissions::from_mode(0o755)).unwrap();
-        env.write_etc("g1.key", KEY1);
-        env.write_etc("g2.key", KEY2);
+        setup::write_keys(&env.etc, &[("g1.key", KEY1), ("g2.key", KEY2)]);
         env
     }
 
@@ -733,11 +602,11 @@ impl Env {
     pub fn config_named(&self, file: &str, text: &str) {
         let t = self.subst(text);
         self.note(format!("config {file}:\n{}", indent(&t)));
-        std::fs::write(self.etc.join(file), t).unwrap();
+        setup::write_etc(&self.etc, file, &t);
     }
 
     pub fn write_etc(&self, file: &str, content: &str) {
-        std::fs::write(self.etc.join(file), content).unwrap();
+        setup::write_etc(&self.etc, file, content);
     }
 
     pub fn set_host(&self, h: &str) {
@@ -1043,29 +912,21 @@ impl Env {
     /// Create or overwrite a regular file with content, mode and mtime.
     pub fn file(&self, rel: impl AsRef<[u8]>, content: impl AsRef<[u8]>, mode: u32, mtime: i64) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        std::fs::write(&p, content.as_ref())
-            .unwrap_or_else(|e| panic!("write {}: {e}", show(p.as_os_str().as_bytes())));
-        set_mode(&p, mode);
-        set_mtime(&p, mtime);
+        setup::make_file(&self.p(rel), content.as_ref(), mode, mtime);
         self.note_fs(&format!("file mode={mode:o} mtime={mtime}"), rel);
     }
 
     /// Create a directory (parents must exist) with a mode.
     pub fn mkdir(&self, rel: impl AsRef<[u8]>, mode: u32) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-        set_mode(&p, mode);
+        setup::make_dir(&self.p(rel), mode);
         self.note_fs(&format!("mkdir mode={mode:o}"), rel);
     }
 
     /// Create a symlink `rel -> target`.
     pub fn symlink(&self, rel: impl AsRef<[u8]>, target: impl AsRef<[u8]>) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        std::os::unix::fs::symlink(OsStr::from_bytes(target.as_ref()), &p)
-            .unwrap_or_else(|e| panic!("symlink {}: {e}", p.display()));
+        setup::make_symlink(&self.p(rel), target.as_ref());
         self.note_fs(&format!("symlink -> {}", show(target.as_ref())), rel);
     }
 
@@ -1078,87 +939,33 @@ impl Env {
 
     pub fn fifo(&self, rel: impl AsRef<[u8]>, mode: u32, mtime: i64) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .unwrap_or_else(|e| panic!("mkfifo {}: {e}", p.display()));
-        set_mode(&p, mode);
-        set_mtime(&p, mtime);
+        setup::make_fifo(&self.p(rel), mode, mtime);
         self.note_fs(&format!("fifo mode={mode:o} mtime={mtime}"), rel);
     }
 
-    fn mknod(
-        &self,
-        rel: &[u8],
-        kind: nix::sys::stat::SFlag,
-        major: u64,
-        minor: u64,
-        mode: u32,
-        mtime: i64,
-    ) {
-        let p = self.p(rel);
-        let dev = nix::sys::stat::makedev(major, minor);
-        nix::sys::stat::mknod(
-            &p,
-            kind,
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-            dev,
-        )
-        .unwrap_or_else(|e| panic!("mknod {} (needs root): {e}", p.display()));
-        set_mode(&p, mode);
-        set_mtime(&p, mtime);
+    fn mknod(&self, rel: &[u8], blk: bool, major: u64, minor: u64, mode: u32, mtime: i64) {
+        setup::make_dev(&self.p(rel), blk, (major, minor), mode, mtime);
         self.note_fs(
             &format!(
                 "mknod {} {major}:{minor} mode={mode:o} mtime={mtime}",
-                if kind == nix::sys::stat::SFlag::S_IFBLK {
-                    "blk"
-                } else {
-                    "chr"
-                }
+                if blk { "blk" } else { "chr" }
             ),
             rel,
         );
     }
 
     pub fn chr(&self, rel: impl AsRef<[u8]>, major: u64, minor: u64, mode: u32, mtime: i64) {
-        self.mknod(
-            rel.as_ref(),
-            nix::sys::stat::SFlag::S_IFCHR,
-            major,
-            minor,
-            mode,
-            mtime,
-        );
+        self.mknod(rel.as_ref(), false, major, minor, mode, mtime);
     }
 
     pub fn blk(&self, rel: impl AsRef<[u8]>, major: u64, minor: u64, mode: u32, mtime: i64) {
-        self.mknod(
-            rel.as_ref(),
-            nix::sys::stat::SFlag::S_IFBLK,
-            major,
-            minor,
-            mode,
-            mtime,
-        );
+        self.mknod(rel.as_ref(), true, major, minor, mode, mtime);
     }
 
-    /// Create a unix socket inode (bound under a short path, then renamed
-    /// into place, because sun_path is limited to 108 bytes).
+    /// Create a unix socket inode (see [`setup::make_socket`]).
     pub fn socket(&self, rel: impl AsRef<[u8]>, mode: u32, mtime: i64) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        let tmp = PathBuf::from(format!(
-            "/tmp/c2s-{}-{}.sock",
-            std::process::id(),
-            SOCK_COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_file(&tmp);
-        let l = std::os::unix::net::UnixListener::bind(&tmp)
-            .unwrap_or_else(|e| panic!("bind {}: {e}", tmp.display()));
-        drop(l);
-        std::fs::rename(&tmp, &p)
-            .unwrap_or_else(|e| panic!("rename socket to {}: {e}", p.display()));
-        set_mode(&p, mode);
-        set_mtime(&p, mtime);
+        setup::make_socket(&self.p(rel), mode, mtime);
         self.note_fs(&format!("socket mode={mode:o} mtime={mtime}"), rel);
     }
 
@@ -1171,9 +978,7 @@ impl Env {
     /// lchown (does not follow symlinks).
     pub fn chown(&self, rel: impl AsRef<[u8]>, uid: u32, gid: u32) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
-            .unwrap_or_else(|e| panic!("lchown {} (needs root): {e}", p.display()));
+        setup::lchown(&self.p(rel), uid, gid);
         self.note_fs(&format!("chown {uid}:{gid}"), rel);
     }
 
@@ -1187,14 +992,7 @@ impl Env {
     /// Remove a file, symlink, special file or a whole directory tree.
     pub fn remove(&self, rel: impl AsRef<[u8]>) {
         let rel = rel.as_ref();
-        let p = self.p(rel);
-        let md =
-            std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()));
-        if md.is_dir() {
-            std::fs::remove_dir_all(&p).unwrap();
-        } else {
-            std::fs::remove_file(&p).unwrap();
-        }
+        setup::remove_any(&self.p(rel));
         self.note_fs("remove", rel);
     }
 
@@ -1310,34 +1108,4 @@ impl Drop for Env {
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
-}
-
-pub fn set_mode(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
-}
-
-/// utimensat(AT_FDCWD, p, {mtime, mtime}, AT_SYMLINK_NOFOLLOW).
-pub fn set_mtime(p: &Path, mtime: i64) {
-    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-    let ts = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [ts, ts];
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r != 0 {
-        panic!(
-            "utimensat {}: {}",
-            p.display(),
-            std::io::Error::last_os_error()
-        );
-    }
 }

@@ -3,6 +3,12 @@
 //! its own loopback address, host name, system directory, database directory
 //! and private tree, all synchronising the same absolute path.
 //!
+//! It builds on `tests/common`: processes are run by its runner
+//! (`common::proc`: [`Proc`], [`Done`]; [`Imp`] is `common::Which`), node
+//! directories, system-directory files and trees are made by its set-up
+//! (`common::setup`), waits use `common::wait`, and every test's index
+//! comes from `common::idx` ([`Net`]).
+//!
 //! * Every node gets an address `127.61.<test index>.<k>` and a name
 //!   `n<k>.<test>.test`, appended to `/etc/hosts` once (under a file lock;
 //!   other lines are never touched).
@@ -36,6 +42,8 @@
 
 #![allow(dead_code)]
 
+use crate::common::setup::{self, HostDirs};
+use crate::common::wait::poll_until;
 use crate::common::{self, DbDump, Val, show};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
@@ -44,54 +52,23 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use common::{KEY1, KEY2, T0};
-
-/// How long one csync2 process may run before it is killed.
-pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// The implementation of a node: the local harness's [`common::Which`].
+pub use common::Which as Imp;
+pub use common::idx::Net;
+#[allow(unused_imports)]
+pub use common::{Done, KEY1, KEY2, Proc, T0, TIMEOUT, lines};
 /// Fixed mtime given to every directory before a push (directory mtimes are
 /// sent with SETIME, so they must not depend on the wall clock).
 pub const DIR_MTIME: i64 = T0 - 86_400;
 
-/// Build an argument vector from heterogeneous values.
-#[macro_export]
-macro_rules! nargs {
-    ($($e:expr),* $(,)?) => {
-        vec![$(::std::ffi::OsString::from(&$e)),*]
-    };
-}
-
 // ---------------------------------------------------------------------------
 // Implementations and run modes
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Imp {
-    Real,
-    Ours,
-}
-
-impl Imp {
-    pub fn bin(self) -> PathBuf {
-        match self {
-            Imp::Real => common::real_bin(),
-            Imp::Ours => common::ours_bin(),
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Imp::Real => "REAL",
-            Imp::Ours => "OURS",
-        }
-    }
-}
 
 /// One run of a scenario: who is the client, who is the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,11 +125,9 @@ pub fn ours_client_available() -> bool {
     *AVAIL.get_or_init(|| {
         let mut cmd = Command::new(common::ours_bin());
         cmd.args(["-N", "probe.invalid", "-u"])
-            .env("CSYNC2_SYSTEM_DIR", "/nonexistent/csync2-net-probe")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env(setup::SYSTEM_DIR, "/nonexistent/csync2-net-probe")
+            .env("LC_ALL", "C");
+        common::captured(&mut cmd);
         let d = Proc::spawn(cmd, "client availability probe".into())
             .wait_until(Instant::now() + Duration::from_secs(10));
         !String::from_utf8_lossy(&d.stderr).contains("needs the network protocol")
@@ -387,11 +362,11 @@ pub fn host_cert(dir: &Path, h: &Host, k: usize, kind: KeyKind) -> Cert {
 
 /// Per-host certificates of test `idx` for `hosts` (node `i` gets key type
 /// [`tls_key`]`(idx, i)`), in `dir`.
-pub fn host_certs(dir: &Path, idx: u8, hosts: &[Host]) -> Vec<Cert> {
+pub fn host_certs(dir: &Path, idx: Net, hosts: &[Host]) -> Vec<Cert> {
     hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| host_cert(dir, h, i, tls_key(idx, i)))
+        .map(|(i, h)| host_cert(dir, h, i, tls_key(idx.n(), i)))
         .collect()
 }
 
@@ -420,9 +395,11 @@ pub struct Host {
     pub addr: Ipv4Addr,
 }
 
-/// The `count` hosts of test number `idx` (1..=120): `n<k>.<test>.test` at
-/// `127.61.<idx>.<k>`, added to `/etc/hosts` when missing.
-pub fn hosts(test: &str, idx: u8, count: u8) -> Vec<Host> {
+/// The `count` hosts of test `idx` (1..=120, from [`Net`]):
+/// `n<k>.<test>.test` at `127.61.<idx>.<k>`, added to `/etc/hosts` when
+/// missing.
+pub fn hosts(test: &str, idx: Net, count: u8) -> Vec<Host> {
+    let idx = idx.n();
     assert!((1..=120).contains(&idx), "test index out of range");
     let hs: Vec<Host> = (1..=count)
         .map(|k| Host {
@@ -484,9 +461,39 @@ pub fn ensure_hosts(hs: &[Host]) {
 }
 
 /// TCP port `slot` (0..8) of test `idx`: 31000 + 8·idx + slot.
-pub fn port(idx: u8, slot: u16) -> u16 {
+pub fn port(idx: Net, slot: u16) -> u16 {
     assert!(slot < 8);
-    31000 + 8 * idx as u16 + slot
+    31000 + 8 * idx.n() as u16 + slot
+}
+
+/// A scenario's base directory `/tmp/c2net-<pid>-<label>`, fresh, with the
+/// (empty) synchronised directory `sync/` every node's tree is mounted on.
+pub fn base_dir(label: &str) -> PathBuf {
+    let base = PathBuf::from(format!("/tmp/c2net-{}-{label}", std::process::id()));
+    setup::fresh_dir(&base);
+    setup::create_dirs(&[&base.join("sync")]);
+    base
+}
+
+/// Wait (at most 15 s, checking every `every`) until the server `p` listens
+/// on addr:port. When it exits first or the time is up it is killed and
+/// its [`Done`] returned.
+pub fn await_listening(
+    mut p: Proc,
+    addr: Ipv4Addr,
+    port: u16,
+    every: Duration,
+) -> Result<Proc, Done> {
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut gone = false;
+    let up = poll_until(end, every, || {
+        if listening(addr, port) {
+            return true;
+        }
+        gone = p.exited();
+        gone
+    });
+    if up && !gone { Ok(p) } else { Err(p.kill()) }
 }
 
 /// Whether something listens on addr:port (from /proc/net/tcp; connecting
@@ -504,149 +511,7 @@ pub fn listening(addr: Ipv4Addr, port: u16) -> bool {
 // Processes
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Debug, Default)]
-pub struct Done {
-    pub what: String,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub timed_out: bool,
-    /// killed by the harness (e.g. a `-iii` server nobody connected to)
-    pub killed: bool,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Done {
-    pub fn status(&self) -> String {
-        if self.timed_out {
-            format!("TIMED OUT after {TIMEOUT:?} (killed)")
-        } else if self.killed {
-            "killed by the harness".into()
-        } else if let Some(c) = self.code {
-            format!("exit {c}")
-        } else {
-            format!("killed by signal {}", self.signal.unwrap_or(-1))
-        }
-    }
-    pub fn stderr_lines(&self) -> Vec<String> {
-        lines(&self.stderr)
-    }
-    pub fn stdout_lines(&self) -> Vec<String> {
-        lines(&self.stdout)
-    }
-}
-
-/// Lines of output, shown with escapes for non-printable bytes.
-pub fn lines(b: &[u8]) -> Vec<String> {
-    if b.is_empty() {
-        return Vec::new();
-    }
-    let b = b.strip_suffix(b"\n").unwrap_or(b);
-    b.split(|&c| c == b'\n').map(show).collect()
-}
-
-/// A child process with captured output; killed when dropped unfinished.
-pub struct Proc {
-    child: Option<Child>,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
-    pub pid: u32,
-    what: String,
-}
-
-impl Proc {
-    pub fn spawn(mut cmd: Command, what: String) -> Proc {
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let mut out = child.stdout.take().expect("piped stdout");
-        let mut err = child.stderr.take().expect("piped stderr");
-        let t_out = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = out.read_to_end(&mut v);
-            v
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = err.read_to_end(&mut v);
-            v
-        });
-        Proc {
-            pid: child.id(),
-            child: Some(child),
-            out: Some(t_out),
-            err: Some(t_err),
-            what,
-        }
-    }
-
-    /// Whether the process has exited.
-    pub fn exited(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(Some(_))),
-            None => true,
-        }
-    }
-
-    fn finish(&mut self, kill: bool, timed_out: bool) -> Done {
-        let mut child = self.child.take().expect("process already finished");
-        if kill {
-            let _ = child.kill(); // our own child, by pid
-        }
-        let status = child.wait().expect("wait");
-        // a forked `-ii` child may keep the pipes open: do not wait forever
-        let join = |h: Option<JoinHandle<Vec<u8>>>| -> Vec<u8> {
-            let Some(h) = h else { return Vec::new() };
-            let end = Instant::now() + Duration::from_secs(5);
-            while !h.is_finished() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if h.is_finished() {
-                h.join().unwrap_or_default()
-            } else {
-                b"<output still open>".to_vec()
-            }
-        };
-        Done {
-            what: self.what.clone(),
-            code: if kill { None } else { status.code() },
-            signal: status.signal(),
-            timed_out,
-            killed: kill && !timed_out,
-            stdout: join(self.out.take()),
-            stderr: join(self.err.take()),
-        }
-    }
-
-    /// Wait for the exit; kill at the deadline.
-    pub fn wait_until(mut self, deadline: Instant) -> Done {
-        loop {
-            if self.exited() {
-                return self.finish(false, false);
-            }
-            if Instant::now() > deadline {
-                return self.finish(true, true);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    pub fn kill(mut self) -> Done {
-        if self.exited() {
-            return self.finish(false, false);
-        }
-        self.finish(true, false)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+// (`Proc` and `Done`: the runner of `tests/common/proc.rs`)
 
 /// A tmpfs mounted for a test's lifetime (big files without the disk).
 pub struct Tmpfs(pub PathBuf);
@@ -935,28 +800,22 @@ pub struct Node {
     pub sync: PathBuf,
 }
 
-static SOCK_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 impl Node {
     pub fn new(h: &Host, imp: Imp, role: Role, port: u16, run_dir: &Path, sync: &Path) -> Node {
         let short = h.name.split('.').next().unwrap_or("n").to_string();
-        let dir = run_dir.join(short);
-        let n = Node {
+        let dirs = HostDirs::create(&run_dir.join(short), &["db"]);
+        Node {
             name: h.name.clone(),
             addr: h.addr,
             imp,
             role,
             port,
-            etc: dir.join("etc"),
-            db: dir.join("db"),
-            tree: dir.join("tree"),
-            dir,
+            etc: dirs.etc,
+            db: dirs.dir.join("db"),
+            tree: dirs.tree,
+            dir: dirs.dir,
             sync: sync.to_path_buf(),
-        };
-        for d in [&n.etc, &n.db, &n.tree] {
-            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
         }
-        n
     }
 
     pub fn short(&self) -> &str {
@@ -983,12 +842,10 @@ impl Node {
         .args(args)
         .env("PRIV", &self.tree)
         .env("SYNC", &self.sync)
-        .env("CSYNC2_SYSTEM_DIR", &self.etc)
+        .env(setup::SYSTEM_DIR, &self.etc)
         .env("LC_ALL", "C")
-        .env_remove("TMPDIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("TMPDIR");
+        common::captured(&mut cmd);
         cmd
     }
 
@@ -1052,28 +909,22 @@ impl Node {
     }
 
     pub fn write_etc(&self, file: &str, content: &str) {
-        std::fs::write(self.etc.join(file), content).expect("write etc file");
+        setup::write_etc(&self.etc, file, content);
     }
 
     // ----- file system set-up (private tree, raw byte paths) -----
 
     pub fn file(&self, rel: impl AsRef<[u8]>, content: impl AsRef<[u8]>, mode: u32, mtime: i64) {
-        let p = self.p(rel);
-        std::fs::write(&p, content.as_ref()).unwrap_or_else(|e| panic!("write {p:?}: {e}"));
-        common::set_mode(&p, mode);
-        common::set_mtime(&p, mtime);
+        setup::make_file(&self.p(rel), content.as_ref(), mode, mtime);
     }
 
     pub fn mkdir(&self, rel: impl AsRef<[u8]>, mode: u32) {
-        let p = self.p(rel);
-        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {p:?}: {e}"));
-        common::set_mode(&p, mode);
+        setup::make_dir(&self.p(rel), mode);
     }
 
     pub fn symlink(&self, rel: impl AsRef<[u8]>, target: impl AsRef<[u8]>) {
         let p = self.p(rel);
-        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target.as_ref()), &p)
-            .unwrap_or_else(|e| panic!("symlink {p:?}: {e}"));
+        setup::make_symlink(&p, target.as_ref());
         // (GETTM reports it; never synchronised)
         common::set_mtime(&p, DIR_MTIME);
     }
@@ -1085,41 +936,16 @@ impl Node {
     }
 
     pub fn fifo(&self, rel: impl AsRef<[u8]>, mode: u32, mtime: i64) {
-        let p = self.p(rel);
-        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .unwrap_or_else(|e| panic!("mkfifo {p:?}: {e}"));
-        common::set_mode(&p, mode);
-        common::set_mtime(&p, mtime);
+        setup::make_fifo(&self.p(rel), mode, mtime);
     }
 
     pub fn mknod(&self, rel: impl AsRef<[u8]>, blk: bool, dev: (u64, u64), mode: u32, mtime: i64) {
-        use nix::sys::stat::{SFlag, makedev, mknod};
-        let p = self.p(rel);
-        let kind = if blk { SFlag::S_IFBLK } else { SFlag::S_IFCHR };
-        mknod(
-            &p,
-            kind,
-            nix::sys::stat::Mode::from_bits_truncate(0o600),
-            makedev(dev.0, dev.1),
-        )
-        .unwrap_or_else(|e| panic!("mknod {p:?} (needs root): {e}"));
-        common::set_mode(&p, mode);
-        common::set_mtime(&p, mtime);
+        setup::make_dev(&self.p(rel), blk, dev, mode, mtime);
     }
 
-    /// A unix socket inode (bound under a short path, then renamed).
+    /// A unix socket inode (see [`setup::make_socket`]).
     pub fn socket(&self, rel: impl AsRef<[u8]>, mode: u32, mtime: i64) {
-        let p = self.p(rel);
-        let tmp = PathBuf::from(format!(
-            "/tmp/c2net-{}-{}.sock",
-            std::process::id(),
-            SOCK_COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_file(&tmp);
-        drop(std::os::unix::net::UnixListener::bind(&tmp).expect("bind unix socket"));
-        std::fs::rename(&tmp, &p).expect("rename socket into place");
-        common::set_mode(&p, mode);
-        common::set_mtime(&p, mtime);
+        setup::make_socket(&self.p(rel), mode, mtime);
     }
 
     pub fn chmod(&self, rel: impl AsRef<[u8]>, mode: u32) {
@@ -1127,9 +953,7 @@ impl Node {
     }
 
     pub fn chown(&self, rel: impl AsRef<[u8]>, uid: u32, gid: u32) {
-        let p = self.p(rel);
-        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
-            .unwrap_or_else(|e| panic!("lchown {p:?}: {e}"));
+        setup::lchown(&self.p(rel), uid, gid);
     }
 
     pub fn mtime(&self, rel: impl AsRef<[u8]>, mtime: i64) {
@@ -1137,13 +961,7 @@ impl Node {
     }
 
     pub fn remove(&self, rel: impl AsRef<[u8]>) {
-        let p = self.p(rel);
-        let md = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("lstat {p:?}: {e}"));
-        if md.is_dir() {
-            std::fs::remove_dir_all(&p).expect("remove_dir_all");
-        } else {
-            std::fs::remove_file(&p).expect("remove_file");
-        }
+        setup::remove_any(&self.p(rel));
     }
 
     pub fn read(&self, rel: impl AsRef<[u8]>) -> Option<Vec<u8>> {
@@ -2048,8 +1866,7 @@ impl Run {
         }
         for n in &self.nodes {
             n.write_etc("csync2.cfg", &cfg);
-            n.write_etc("g.key", KEY1);
-            n.write_etc("h.key", KEY2);
+            setup::write_keys(&n.etc, &[("g.key", KEY1), ("h.key", KEY2)]);
         }
     }
 
@@ -2135,26 +1952,18 @@ impl Run {
     /// it listens.
     pub fn start_server(&mut self, i: usize, kind: &str) -> Proc {
         let n = &self.nodes[i];
-        let mut p = n.spawn(&[kind.into(), "-v".into()]);
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            if listening(n.addr, n.port) {
-                break;
-            }
-            if p.exited() || Instant::now() > end {
-                let d = p.kill();
-                panic!(
-                    "server {} ({}) did not start listening on {}:{}: {}\n{}",
-                    n.short(),
-                    n.imp.label(),
-                    n.addr,
-                    n.port,
-                    d.status(),
-                    show(&d.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let p = n.spawn(&[kind.into(), "-v".into()]);
+        let p = await_listening(p, n.addr, n.port, Duration::from_millis(5)).unwrap_or_else(|d| {
+            panic!(
+                "server {} ({}) did not start listening on {}:{}: {}\n{}",
+                n.short(),
+                n.imp.label(),
+                n.addr,
+                n.port,
+                d.status(),
+                show(&d.stderr)
+            )
+        });
         self.note(format!(
             "{} {}: started server {kind} on {}:{}",
             n.short(),
@@ -2170,19 +1979,19 @@ impl Run {
     pub fn finish_server(&mut self, i: usize, mut p: Proc) -> Done {
         let (addr, port) = (self.nodes[i].addr, self.nodes[i].port);
         let end = Instant::now() + Duration::from_secs(15);
-        let d = loop {
-            if p.exited() {
-                break p.wait_until(Instant::now());
-            }
-            if listening(addr, port) {
-                break p.kill();
-            }
-            if Instant::now() > end {
-                let mut d = p.kill();
-                d.timed_out = true;
-                break d;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let mut exited = false;
+        let ended = poll_until(end, Duration::from_millis(5), || {
+            exited = p.exited();
+            exited || listening(addr, port)
+        });
+        let d = if exited {
+            p.wait_until(Instant::now())
+        } else if ended {
+            p.kill()
+        } else {
+            let mut d = p.kill();
+            d.timed_out = true;
+            d
         };
         self.save_output(&d, &format!("{}-server", self.nodes[i].short()));
         d
@@ -2191,9 +2000,10 @@ impl Run {
     /// Stop a `-ii` daemon once its session children have finished.
     pub fn stop_daemon(&mut self, i: usize, mut p: Proc) -> Done {
         let end = Instant::now() + Duration::from_secs(15);
-        while !children_of(p.pid).is_empty() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let pid = p.pid;
+        poll_until(end, Duration::from_millis(10), || {
+            children_of(pid).is_empty()
+        });
         if !children_of(p.pid).is_empty() {
             self.problems.push(format!(
                 "server {}: session processes still running after 15 s",
@@ -2456,7 +2266,8 @@ impl Run {
     }
 }
 
-fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic.
+pub fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = e.downcast_ref::<String>() {
         s.clone()
     } else if let Some(s) = e.downcast_ref::<&str>() {
@@ -2466,8 +2277,71 @@ fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn keep() -> bool {
+pub fn keep() -> bool {
     std::env::var_os("CSYNC2_DIFF_KEEP").is_some()
+}
+
+/// Run `scenario` on `run`; a panic becomes a problem of the run.
+pub fn run_scenario(run: &mut Run, scenario: &impl Fn(&mut Run)) {
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(run)));
+    if let Err(e) = res {
+        run.problems
+            .push(format!("scenario panicked: {}", panic_text(&*e)));
+    }
+}
+
+/// The runs of a scenario in several modes: the hosts of test `idx`, a
+/// fresh base directory `/tmp/c2net-<pid>-<test>`, the certificates when a
+/// transport is TLS; then for every transport of [`transports`] and every
+/// mode of `modes` for which `skip` is false a [`Run`] of `scenario`. Ports:
+/// slot `k` for the k-th mode, `4 + k` over TLS. Returns the base directory
+/// and the runs, by transport.
+pub fn run_modes(
+    test: &str,
+    idx: Net,
+    nhosts: u8,
+    servers: &[usize],
+    modes: &[Mode],
+    skip: impl Fn(&Mode) -> bool,
+    scenario: &impl Fn(&mut Run),
+) -> (PathBuf, Vec<Vec<Run>>) {
+    let hs = hosts(test, idx, nhosts);
+    let base = base_dir(test);
+    let ts = transports();
+    let certs = if ts.contains(&Transport::Tls) {
+        host_certs(&base.join("certs"), idx, &hs)
+    } else {
+        Vec::new()
+    };
+    let mut groups: Vec<Vec<Run>> = Vec::new();
+    for t in ts {
+        let mut runs = Vec::new();
+        for (k, mode) in modes.iter().enumerate() {
+            if skip(mode) {
+                continue;
+            }
+            let slot = k as u16 + if t == Transport::Tls { 4 } else { 0 };
+            let mut run =
+                Run::with_transport(test, *mode, t, &certs, &hs, servers, &base, port(idx, slot));
+            run_scenario(&mut run, scenario);
+            runs.push(run);
+        }
+        groups.push(runs);
+    }
+    (base, groups)
+}
+
+/// The end of a scenario: with a report, write it to `<base>/report.txt`
+/// and fail with `=== <head> ===` and the report; without, remove the base
+/// directory (unless `CSYNC2_DIFF_KEEP` is set).
+pub fn conclude(base: &Path, report: &str, head: &str) {
+    if !report.is_empty() {
+        let _ = std::fs::write(base.join("report.txt"), report);
+        panic!("\n=== {head} ===\n{report}");
+    }
+    if !keep() {
+        let _ = std::fs::remove_dir_all(base);
+    }
 }
 
 /// Run `scenario` once per mode and transport from identical starting
@@ -2478,37 +2352,12 @@ fn keep() -> bool {
 /// the TLS runs.
 pub fn differential(
     test: &str,
-    idx: u8,
+    idx: Net,
     nhosts: u8,
     servers: &[usize],
     scenario: impl Fn(&mut Run),
 ) {
-    let hs = hosts(test, idx, nhosts);
-    let base = PathBuf::from(format!("/tmp/c2net-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(base.join("sync")).expect("create base");
-    let ts = transports();
-    let certs = if ts.contains(&Transport::Tls) {
-        host_certs(&base.join("certs"), idx, &hs)
-    } else {
-        Vec::new()
-    };
-    let mut groups: Vec<Vec<Run>> = Vec::new();
-    for t in ts {
-        let mut runs = Vec::new();
-        for (k, mode) in modes().into_iter().enumerate() {
-            let slot = k as u16 + if t == Transport::Tls { 4 } else { 0 };
-            let mut run =
-                Run::with_transport(test, mode, t, &certs, &hs, servers, &base, port(idx, slot));
-            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut run)));
-            if let Err(e) = res {
-                run.problems
-                    .push(format!("scenario panicked: {}", panic_text(&*e)));
-            }
-            runs.push(run);
-        }
-        groups.push(runs);
-    }
+    let (base, groups) = run_modes(test, idx, nhosts, servers, &modes(), |_| false, &scenario);
     let mut report = String::new();
     let mut notes = Vec::new();
     for run in groups.iter().flatten() {
@@ -2568,17 +2417,15 @@ pub fn differential(
             eprintln!("[{test}] {} note: {n}", r.describe());
         }
     }
-    if !report.is_empty() {
-        let _ = std::fs::write(base.join("report.txt"), &report);
-        panic!(
-            "\n=== net_interop `{test}` (directory {} kept; each run's outputs are in its <tag>/ \
-             (plain) or <tag>-tls/ (TLS) subdirectory, the certificates in certs/) ===\n{report}",
+    conclude(
+        &base,
+        &report,
+        &format!(
+            "net_interop `{test}` (directory {} kept; each run's outputs are in its <tag>/ \
+             (plain) or <tag>-tls/ (TLS) subdirectory, the certificates in certs/)",
             base.display()
-        );
-    }
-    if !keep() {
-        let _ = std::fs::remove_dir_all(&base);
-    }
+        ),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -2987,16 +2834,14 @@ fn recent_db(d: &DbDump) -> DbDump {
 /// server trees, databases and exit codes equal.
 pub fn probe_differential(
     test: &str,
-    idx: u8,
+    idx: Net,
     nhosts: u8,
     cfg: &str,
     setup: impl Fn(&Node),
     sessions: impl Fn(&ProbeCtx) -> Vec<ProbeSession>,
 ) {
     let hs = hosts(test, idx, nhosts);
-    let base = PathBuf::from(format!("/tmp/c2net-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(base.join("sync")).expect("create base");
+    let base = base_dir(test);
     let ctx = ProbeCtx {
         sync: base.join("sync").to_string_lossy().into_owned(),
         hosts: hs.clone(),
@@ -3140,14 +2985,12 @@ pub fn probe_differential(
             }
         }
     }
-    if !report.is_empty() {
-        let _ = std::fs::write(base.join("report.txt"), &report);
-        panic!(
-            "\n=== net_interop probes `{test}` (directory {} kept) ===\n{report}",
+    conclude(
+        &base,
+        &report,
+        &format!(
+            "net_interop probes `{test}` (directory {} kept)",
             base.display()
-        );
-    }
-    if !keep() {
-        let _ = std::fs::remove_dir_all(&base);
-    }
+        ),
+    );
 }

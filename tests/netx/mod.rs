@@ -11,7 +11,8 @@
 //!   once (`-iii` or `-ii`), recorded as one observation;
 //! * [`solo`]: a scenario run in chosen modes without comparing the runs
 //!   with (a), for cases where the reference cannot run (the real server
-//!   hangs) or where the real client's output is knowingly wrong.
+//!   hangs) or where the real client's output is knowingly wrong (the runs
+//!   are made by [`run_modes`], as for [`differential`]).
 
 #![allow(dead_code)]
 
@@ -22,7 +23,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Write a configuration to every node, with `{ETC}` replaced by the node's
 /// system directory and `{DIR}` by its run directory (plus the usual
@@ -144,80 +145,54 @@ fn slug(s: &str) -> String {
 
 /// Run `scenario` in `modes` (for every transport of [`transports`]) and
 /// fail with every run's problems; the runs are not compared with each
-/// other. Ports: slot `k` for the k-th mode, `4 + k` over TLS.
+/// other. Ports: slot `k` for the k-th mode, `4 + k` over TLS (see
+/// [`run_modes`], shared with [`differential`]).
 pub fn solo(
     test: &str,
-    idx: u8,
+    idx: Net,
     nhosts: u8,
     servers: &[usize],
     modes: &[Mode],
     scenario: impl Fn(&mut Run),
 ) {
-    let hs = hosts(test, idx, nhosts);
-    let base = PathBuf::from(format!("/tmp/c2net-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(base.join("sync")).expect("create base");
-    let ts = transports();
-    let certs = if ts.contains(&Transport::Tls) {
-        host_certs(&base.join("certs"), idx, &hs)
-    } else {
-        Vec::new()
-    };
     let sel = std::env::var("CSYNC2_NET_MODES").ok();
+    let skip = |mode: &Mode| {
+        if let Some(s) = &sel
+            && !s.contains(mode.tag)
+        {
+            return true;
+        }
+        if mode.client == Imp::Ours && !ours_client_available() {
+            eprintln!(
+                "[{test}] note: our client is not implemented: run ({}) skipped",
+                mode.tag
+            );
+            return true;
+        }
+        false
+    };
+    let (base, groups) = run_modes(test, idx, nhosts, servers, modes, skip, &scenario);
     let mut report = String::new();
-    for t in ts {
-        for (k, mode) in modes.iter().enumerate() {
-            if let Some(s) = &sel
-                && !s.contains(mode.tag)
-            {
-                continue;
+    for run in groups.iter().flatten() {
+        if !run.problems.is_empty() {
+            let _ = writeln!(report, "\n{}:", run.describe());
+            for p in &run.problems {
+                let _ = writeln!(report, "  - {p}");
             }
-            if mode.client == Imp::Ours && !ours_client_available() {
-                eprintln!(
-                    "[{test}] note: our client is not implemented: run ({}) skipped",
-                    mode.tag
-                );
-                continue;
-            }
-            let slot = k as u16 + if t == Transport::Tls { 4 } else { 0 };
-            let mut run =
-                Run::with_transport(test, *mode, t, &certs, &hs, servers, &base, port(idx, slot));
-            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut run)));
-            if let Err(e) = res {
-                let text = if let Some(s) = e.downcast_ref::<String>() {
-                    s.clone()
-                } else if let Some(s) = e.downcast_ref::<&str>() {
-                    s.to_string()
-                } else {
-                    "<panic>".into()
-                };
-                run.problems.push(format!("scenario panicked: {text}"));
-            }
-            if !run.problems.is_empty() {
-                let _ = writeln!(report, "\n{}:", run.describe());
-                for p in &run.problems {
-                    let _ = writeln!(report, "  - {p}");
-                }
-                let _ = writeln!(report, "  history:");
-                for h in &run.history {
-                    let _ = writeln!(report, "      {h}");
-                }
-            }
-            for n in &run.notes {
-                eprintln!("[{test}] {} note: {n}", run.describe());
+            let _ = writeln!(report, "  history:");
+            for h in &run.history {
+                let _ = writeln!(report, "      {h}");
             }
         }
+        for n in &run.notes {
+            eprintln!("[{test}] {} note: {n}", run.describe());
+        }
     }
-    if !report.is_empty() {
-        let _ = std::fs::write(base.join("report.txt"), &report);
-        panic!(
-            "\n=== `{test}` (directory {} kept) ===\n{report}",
-            base.display()
-        );
-    }
-    if std::env::var_os("CSYNC2_DIFF_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&base);
-    }
+    conclude(
+        &base,
+        &report,
+        &format!("`{test}` (directory {} kept)", base.display()),
+    );
 }
 
 /// A regular file below a directory: relative path → (mode & 07777,
