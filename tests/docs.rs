@@ -621,3 +621,269 @@ fn locheck_interactive() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+// ---------------------------------------------------------------------------
+// (e) references from the code into doc/cli.md, config.md, state.md and
+//     protocol.md
+// ---------------------------------------------------------------------------
+
+/// The documents the code cites as `NAME.md §N.M` and `NAME.md Qn`.
+const CITED_DOCS: [&str; 4] = ["cli", "config", "state", "protocol"];
+
+/// What a document offers to cite: the numbers of its headings
+/// (`## 5. …` → `5`, `### 5.11 …` → `5.11`) and of its quirk entries
+/// (`**Q8.** …`, or a heading `### Q8. …`).
+struct DocTargets {
+    sections: BTreeSet<String>,
+    quirks: BTreeSet<u32>,
+}
+
+fn is_section_number(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `Q12.…` or `Q12**…` at the start of `s`: 12.
+fn quirk_entry(s: &str) -> Option<u32> {
+    let rest = s.strip_prefix('Q')?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let after = rest[digits..].bytes().next();
+    if digits == 0 || !matches!(after, Some(b'.' | b'*')) {
+        return None;
+    }
+    rest[..digits].parse().ok()
+}
+
+fn doc_targets(text: &str) -> DocTargets {
+    let mut t = DocTargets {
+        sections: BTreeSet::new(),
+        quirks: BTreeSet::new(),
+    };
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('#') {
+            let h = l.trim_start_matches('#').trim();
+            let first = h.split_whitespace().next().unwrap_or("");
+            let num = first.trim_end_matches('.');
+            if is_section_number(num) {
+                t.sections.insert(num.to_string());
+            }
+            t.quirks.extend(quirk_entry(h));
+            continue;
+        }
+        let l = l
+            .strip_prefix("* ")
+            .or_else(|| l.strip_prefix("- "))
+            .unwrap_or(l);
+        if let Some(bold) = l.strip_prefix("**") {
+            t.quirks.extend(quirk_entry(bold));
+        }
+    }
+    t
+}
+
+/// One citation found in the code.
+#[derive(Debug, PartialEq)]
+enum Cite {
+    Section(&'static str, String),
+    Quirk(&'static str, u32),
+    /// `Qn` without a document name before it.
+    BareQuirk(u32),
+}
+
+/// Digits at the start of `s`.
+fn digits(s: &str) -> usize {
+    s.bytes().take_while(u8::is_ascii_digit).count()
+}
+
+/// A section number (`5`, `5.11`, `12.9`) at the start of `s`: its length.
+fn section_len(s: &str) -> usize {
+    let mut n = digits(s);
+    if n == 0 {
+        return 0;
+    }
+    while s[n..].starts_with('.') && digits(&s[n + 1..]) > 0 {
+        n += 1 + digits(&s[n + 1..]);
+    }
+    n
+}
+
+/// After a section number: a separator that continues the list
+/// (`, §7`, `–§1.3`, ` and §12.4`, `/§2`) and the offset of its `§`.
+fn next_in_list(s: &str) -> Option<usize> {
+    let t = s.trim_start();
+    let mut skipped = s.len() - t.len();
+    for sep in [",", "–", "-", "/", "and ", "or "] {
+        if let Some(r) = t.strip_prefix(sep) {
+            let r2 = r.trim_start();
+            skipped += sep.len() + (r.len() - r2.len());
+            return r2.starts_with('§').then_some(skipped);
+        }
+    }
+    t.starts_with('§').then_some(skipped)
+}
+
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Every citation in one line of code: `state.md §4.7`, lists such as
+/// `config.md §3–§5, §7` and `cli.md §5.9 and §12.4`, `protocol.md Q8`,
+/// and bare `Q8`.
+fn cites_in_line(line: &str) -> Vec<Cite> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut named_q = Vec::new(); // byte offsets of `Q`s that follow a name
+    for doc in CITED_DOCS {
+        let name = format!("{doc}.md");
+        for (at, _) in line.match_indices(&name) {
+            if at > 0 && (word_byte(b[at - 1]) || b[at - 1] == b'-') {
+                continue; // e.g. `protocol-extension.md` is not cited here
+            }
+            let mut p = at + name.len();
+            let gap = line[p..].len() - line[p..].trim_start().len();
+            let q = p + gap;
+            if gap > 0 && line[q..].starts_with('Q') {
+                let n = digits(&line[q + 1..]);
+                if n > 0 {
+                    named_q.push(q);
+                    out.push(Cite::Quirk(doc, line[q + 1..q + 1 + n].parse().unwrap()));
+                    continue;
+                }
+            }
+            if !line[q..].starts_with('§') {
+                continue;
+            }
+            p = q;
+            loop {
+                p += '§'.len_utf8();
+                let n = section_len(&line[p..]);
+                if n == 0 {
+                    break;
+                }
+                out.push(Cite::Section(doc, line[p..p + n].to_string()));
+                p += n;
+                match next_in_list(&line[p..]) {
+                    Some(skip) => p += skip,
+                    None => break,
+                }
+            }
+        }
+    }
+    for (i, _) in line.match_indices('Q') {
+        if named_q.contains(&i) || (i > 0 && word_byte(b[i - 1])) {
+            continue;
+        }
+        let n = digits(&line[i + 1..]);
+        if n > 0 {
+            out.push(Cite::BareQuirk(line[i + 1..i + 1 + n].parse().unwrap()));
+        }
+    }
+    out
+}
+
+fn targets_of<'a>(all: &'a [(&str, DocTargets)], doc: &str) -> &'a DocTargets {
+    &all.iter()
+        .find(|(d, _)| *d == doc)
+        .expect("a cited document")
+        .1
+}
+
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            source_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs" || x == "pest") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn reference_scanner() {
+    use Cite::*;
+    assert_eq!(
+        cites_in_line("//! (config.md §3–§5, §7) and cli.md §5.9 and §12.4."),
+        [
+            Section("cli", "5.9".into()),
+            Section("cli", "12.4".into()),
+            Section("config", "3".into()),
+            Section("config", "5".into()),
+            Section("config", "7".into()),
+        ]
+    );
+    assert_eq!(
+        cites_in_line("// (protocol.md Q8; Q10) see state.md §4.7: x"),
+        [
+            Section("state", "4.7".into()),
+            Quirk("protocol", 8),
+            BareQuirk(10),
+        ]
+    );
+    assert!(cites_in_line("// doc/protocol-extension.md, RFC 5280 §4.1.2.5, SQ1").is_empty());
+    let t = doc_targets("## 5. Modes\n### 5.11 Warn\n**Q3.** x\n* **Q4.** y\n### Q5. z\n");
+    assert_eq!(t.sections.iter().collect::<Vec<_>>(), ["5", "5.11"]);
+    assert_eq!(t.quirks.iter().collect::<Vec<_>>(), [&3, &4, &5]);
+}
+
+/// Every `NAME.md §N` in src/ names a heading numbered N in doc/NAME.md,
+/// and every `NAME.md Qn` a quirk entry Qn there; a bare `Qn` is ambiguous
+/// (each document numbers its own quirks) and fails. `DOCS_SRC_DIR`
+/// points the scan at another copy of src/.
+#[test]
+fn references_resolve() {
+    let targets: Vec<(&str, DocTargets)> = CITED_DOCS
+        .iter()
+        .map(|d| (*d, doc_targets(&read(&format!("doc/{d}.md")))))
+        .collect();
+    let src = match std::env::var_os("DOCS_SRC_DIR") {
+        Some(d) => root().join(d),
+        None => root().join("src"),
+    };
+    let base = src.parent().unwrap_or(&src).to_path_buf();
+    let mut files = Vec::new();
+    source_files(&src, &mut files);
+    let mut seen = 0;
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        let shown = f.strip_prefix(&base).unwrap_or(f).display().to_string();
+        for (i, line) in text.lines().enumerate() {
+            for c in cites_in_line(line) {
+                seen += 1;
+                let problem = match &c {
+                    Cite::Section(d, n) if !targets_of(&targets, d).sections.contains(n) => {
+                        format!("{d}.md §{n}: doc/{d}.md has no heading numbered {n}")
+                    }
+                    Cite::Quirk(d, n) if !targets_of(&targets, d).quirks.contains(n) => {
+                        format!("{d}.md Q{n}: doc/{d}.md has no quirk entry **Q{n}.**")
+                    }
+                    Cite::BareQuirk(n) => format!(
+                        "Q{n} without a document: write e.g. `state.md Q{n}` or `protocol.md Q{n}`"
+                    ),
+                    _ => continue,
+                };
+                bad.push(format!("{shown}:{}: {problem}\n    {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        seen >= 20,
+        "only {seen} references found under {}: is the scanner broken?",
+        src.display()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} of {seen} references under {} do not resolve:\n{}",
+        bad.len(),
+        src.display(),
+        bad.join("\n")
+    );
+}
