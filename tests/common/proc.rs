@@ -243,12 +243,39 @@ pub struct Output {
     pub timed_out: bool,
 }
 
+/// The real usage text names LINBIT's program; ours names csync2-rs
+/// (doc/differences.md). The rest of the text is the same, so the real
+/// one's head is replaced by ours before outputs are compared.
+pub fn with_our_usage_head(stdout: Vec<u8>) -> Vec<u8> {
+    const FIRST: &[u8] = b"csync2 2.1-0rc1 - cluster synchronization tool, 2nd generation\n";
+    const LAST: &[u8] = b"See also: https://github.com/LINBIT/csync2/\n";
+    let Some(a) = stdout.windows(FIRST.len()).position(|w| w == FIRST) else {
+        return stdout;
+    };
+    let Some(b) = stdout[a..].windows(LAST.len()).position(|w| w == LAST) else {
+        return stdout;
+    };
+    let ours = format!(
+        "csync2-rs {} - cluster synchronization tool, a drop-in for csync2 2.0\n\
+         Options of csync2-rs itself: csync2 --help\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut out = stdout[..a].to_vec();
+    out.extend_from_slice(ours.as_bytes());
+    out.extend_from_slice(&stdout[a + b + LAST.len()..]);
+    out
+}
+
 impl Output {
     pub fn from_done(which: Which, args: &[OsString], d: Done) -> Output {
+        let stdout = match which {
+            Which::Real => with_our_usage_head(d.stdout),
+            Which::Ours => d.stdout,
+        };
         Output {
             which,
             args: args.to_vec(),
-            stdout: d.stdout,
+            stdout,
             stderr: d.stderr,
             code: if d.timed_out { None } else { d.code },
             signal: d.signal,
