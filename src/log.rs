@@ -251,7 +251,9 @@ const CLEAR_LINE: &[u8] = b"\r\x1b[K";
 /// Whether a progress line may be shown: stderr is a terminal, no `-l`,
 /// no `-v`.
 pub fn progress_wanted() -> bool {
-    !syslog_enabled() && verbosity() == 0 && unsafe { libc::isatty(2) } == 1
+    // held output (a peer served in parallel) draws no progress line
+    let holding = CAPTURE.with(|c| c.borrow().is_some());
+    !holding && !syslog_enabled() && verbosity() == 0 && unsafe { libc::isatty(2) } == 1
 }
 
 /// Shows `text` as the progress line (None: removes it).

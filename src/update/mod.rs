@@ -8,7 +8,6 @@ use crate::config::matcher::is_at_or_below;
 use crate::db::{Db, DirtyRow};
 use crate::fsutil::{self, Stat};
 use crate::log::Errors;
-use crate::mark::{self, MarkOptions};
 use crate::progress::{Progress, file_bytes};
 use crate::protocol::conn::ConnError;
 use crate::protocol::{self, FileKind, MakeArg, Request, Status, Target, delta};
@@ -18,8 +17,11 @@ use std::collections::{HashMap, HashSet};
 
 use std::io::Write;
 
+mod db;
 mod pipeline;
 pub mod stream;
+
+use db::PeerDb;
 
 pub struct UpdateOptions<'a> {
     pub dry_run: bool,
@@ -97,25 +99,51 @@ pub fn update(
     opts: &UpdateOptions,
     mut streamed: HashMap<Vec<u8>, stream::Streamed>,
 ) -> Result<Errors, Fatal> {
-    let mut errors = Errors::default();
     db.batch_from_start();
     let mut peers = db.dirty_peers()?;
-    // the real client walks `GROUP BY peername` from the end
+    // the real client walks `GROUP BY peername` from the end; the output
+    // keeps that order
     peers.sort_by_key(|p| urlenc::encode(p));
-    for peer in peers.iter().rev() {
-        if let Some(only) = &opts.only_peers
-            && !only.iter().any(|p| p.eq_ignore_ascii_case(peer))
-        {
-            continue;
-        }
-        errors.add(update_peer(cfg, db, opts, peer, streamed.remove(peer))?);
-    }
+    peers.reverse();
+    peers.retain(|peer| match &opts.only_peers {
+        Some(only) => only.iter().any(|p| p.eq_ignore_ascii_case(peer)),
+        None => true,
+    });
+    let mut sessions: Vec<Option<stream::Streamed>> =
+        peers.iter().map(|p| streamed.remove(p)).collect();
     for (_, s) in streamed {
         if let Some(Ok(session)) = s.session {
             session.close();
         }
     }
-    Ok(errors)
+    if peers.len() <= 1 || std::env::var_os("CSYNC2_SERIAL_PEERS").is_some() {
+        let mut errors = Errors::default();
+        for (peer, s) in peers.iter().zip(sessions) {
+            errors.add(update_peer(cfg, db, opts, peer, s)?);
+        }
+        return Ok(errors);
+    }
+    // every peer at once: one thread per peer, the database stays here
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for (index, peer) in peers.iter().enumerate() {
+            let tx = tx.clone();
+            let s = sessions[index].take();
+            scope.spawn(move || {
+                let mut proxy = db::Proxy::new(tx.clone());
+                let mut held = Vec::new();
+                let result =
+                    log::capture(&mut held, || update_peer(cfg, &mut proxy, opts, peer, s));
+                let _ = tx.send(db::Req::Finished {
+                    index,
+                    held,
+                    result,
+                });
+            });
+        }
+        drop(tx);
+        db::serve(cfg, db, rx, peers.len())
+    })
 }
 
 /// The row is selected by the command-line arguments (prefix forms too:
@@ -135,12 +163,12 @@ fn selected(cfg: &Config, opts: &UpdateOptions, file: &[u8]) -> bool {
 
 fn peer_rows(
     cfg: &Config,
-    db: &Db,
+    db: &mut dyn PeerDb,
     opts: &UpdateOptions,
     peer: &[u8],
 ) -> Result<Vec<DirtyRow>, Fatal> {
     Ok(db
-        .dirty_rows_for(peer)?
+        .dirty_rows(peer)?
         .into_iter()
         .filter(|r| selected(cfg, opts, &r.filename))
         .collect())
@@ -213,7 +241,7 @@ fn dry_line(code: &str, peer: &[u8], file: &[u8]) {
 
 fn update_peer(
     cfg: &Config,
-    db: &mut Db,
+    db: &mut dyn PeerDb,
     opts: &UpdateOptions,
     peer: &[u8],
     streamed: Option<stream::Streamed>,
@@ -236,7 +264,9 @@ fn update_peer(
     };
     log::replay(held);
     let negotiated = opened.is_some();
-    let opened = opened.unwrap_or_else(|| client::open(cfg, db, peer, opts.client));
+    let opened = opened.unwrap_or_else(|| {
+        client::open_pinning(cfg, peer, opts.client, &mut |der| db.pin(peer, der))
+    });
     let mut session = match opened {
         Ok(s) => s,
         Err(OpenError::Tls(m)) => {
@@ -321,7 +351,7 @@ impl From<Broken> for PassError {
 
 struct PeerRun<'a, 'o> {
     cfg: &'a Config,
-    db: &'a mut Db,
+    db: &'a mut dyn PeerDb,
     opts: &'a UpdateOptions<'o>,
     peer: &'a [u8],
     session: &'a mut client::Session,
@@ -445,26 +475,11 @@ impl<'a> PeerRun<'a, '_> {
     }
 
     fn mark_subtree(&mut self, dir: &[u8]) -> Result<(), Fatal> {
-        let opts = MarkOptions { force_new: false };
-        // descending, as the real client marks them
-        for name in self.db.file_names(dir, true)?.into_iter().rev() {
-            let Ok(real) = self.cfg.prefix_decode(&name) else {
-                continue;
-            };
-            let root = fsutil::prefix_root_len(&name, &real);
-            if fsutil::lstat(&real).is_ok() && !fsutil::under_symlink(&real, root) {
-                // the real client also runs this host's actions here (state.md Q7)
-                mark::mark_dirty(self.cfg, self.db, &opts, &name, Some(self.peer), None)?;
-            }
-        }
-        self.db.commit()?;
-        Ok(())
+        self.db.mark_subtree(self.cfg, dir, self.peer)
     }
 
     fn done(&mut self, file: &[u8]) -> Result<(), Fatal> {
-        self.db.delete_dirty(file, self.peer)?;
-        self.db.checkpoint()?;
-        Ok(())
+        self.db.done(file, self.peer)
     }
 
     fn stays(&self) -> Outcome {

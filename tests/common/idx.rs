@@ -88,6 +88,12 @@ pub enum Net {
     Hostileb = 68,
     // tests/net_stream.rs
     Stream = 69,
+    // tests/net_typechange.rs
+    Typechange = 70,
+    // tests/net_timeout.rs
+    Timeout = 71,
+    // tests/net_manypeers.rs
+    Manypeers = 72,
 }
 
 impl Net {

@@ -1,0 +1,164 @@
+//! Client timeouts (`--timeout`): a peer that accepts the connection and
+//! never answers, and a peer whose port is closed, do not keep the client
+//! from serving the others; the silent peer is named, its rows stay dirty,
+//! the run ends soon after the timeout with exit 1.
+//!
+//! Needs root; see `tests/net_interop.rs` for the environment variables.
+
+mod common;
+mod net;
+mod netx;
+
+use net::*;
+use netx::*;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A listener on the peer's address that accepts every connection and
+/// then neither reads nor writes, until dropped.
+struct Silent {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Silent {
+    fn start(n: &Node) -> Silent {
+        let l = TcpListener::bind((n.addr, n.port)).expect("bind the silent peer's port");
+        l.set_nonblocking(true).expect("nonblocking listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // bounded: the test never needs it for long
+            let end = Instant::now() + Duration::from_secs(120);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
+                match l.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            held.len()
+        });
+        Silent {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops listening; how many connections it took.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+fn rows_towards(r: &Run, o: usize, peer: &str) -> (usize, usize) {
+    let d = r.dirty(o, 0);
+    let to_peer = d.iter().filter(|(_, p)| common::show(p) == peer).count();
+    (to_peer, d.len() - to_peer)
+}
+
+#[test]
+fn silent_peer_and_closed_port() {
+    solo("timeout", Net::Timeout, 3, &[1, 2], &[MODE_D], |r| {
+        r.config(
+            "nossl * *;\ngroup all {\n    host {N1} {N2} {N3};\n    key g.key;\n    \
+             include {SYNC};\n}\n",
+        );
+        let a = r.n(0).clone();
+        let n3 = r.n(2).clone();
+        a.file("one.txt", "one\n", 0o644, T0);
+        a.mkdir("d", 0o755);
+        a.file("d/two.txt", "two\n", 0o644, T0);
+
+        // n3 accepts and says nothing (rows: the tree's root, one.txt, d, d/two.txt)
+        let silent = Silent::start(&n3);
+        let t = Instant::now();
+        let o = exchange(
+            r,
+            "-x, n3 silent",
+            0,
+            &[1],
+            "-iii",
+            args!["-x", "--timeout", "2"],
+        );
+        let took = t.elapsed();
+        let conns = silent.stop();
+        r.expect_code(o, 1);
+        r.expect(conns > 0, "the client connected to the silent peer");
+        let err = common::show(&r.client(o).stderr);
+        r.expect(
+            err.contains(&format!(
+                "{} accepted the connection but sent nothing for 2 seconds.",
+                n3.name
+            )) || err.contains(&format!("ERROR: {} sent nothing for 2 seconds", n3.name)),
+            format!("the silent peer {} is named with the timeout", n3.name),
+        );
+        r.expect(
+            took < Duration::from_secs(30),
+            format!("the run ends soon after the timeout (took {took:?})"),
+        );
+        let (to_n3, others) = rows_towards(r, o, &n3.name);
+        r.expect(
+            to_n3 == 4 && others == 0,
+            format!("only the rows towards n3 stay dirty ({to_n3} towards n3, {others} others)"),
+        );
+        let want = r.tree(o, 0).clone();
+        let got = r.tree(o, 1).clone();
+        let d = diff_trees(&want, &got, "sender", "n2");
+        r.expect(d.is_empty(), format!("n2 got everything: {d:?}"));
+
+        // -T with the silent peer: it ends, and says which peer was silent
+        let silent = Silent::start(&n3);
+        let t = Instant::now();
+        let d = r.cmd(0, args!["-T", "--timeout", "1.5"]);
+        let took = t.elapsed();
+        silent.stop();
+        r.expect(
+            took < Duration::from_secs(30) && d.code.is_some(),
+            format!(
+                "-T ends despite the silent peer (took {took:?}, {})",
+                d.status()
+            ),
+        );
+        r.expect(
+            common::show(&d.stderr).contains(&format!(
+                "{} accepted the connection but sent nothing for 1.5 seconds.",
+                n3.name
+            )),
+            "-T names the silent peer",
+        );
+
+        // nothing listens on n3's port: refused at once
+        a.file("three.txt", "three\n", 0o644, T0 + 5);
+        let t = Instant::now();
+        let o = exchange(
+            r,
+            "-x, n3 closed",
+            0,
+            &[1],
+            "-iii",
+            args!["-x", "--timeout", "2"],
+        );
+        let took = t.elapsed();
+        r.expect_code(o, 1);
+        r.expect_line(
+            o,
+            &format!("ERROR: Connection to remote host `{}' failed.", n3.name),
+        );
+        r.expect(
+            took < Duration::from_secs(30),
+            format!("a closed port fails fast (took {took:?})"),
+        );
+        let (to_n3, others) = rows_towards(r, o, &n3.name);
+        r.expect(
+            to_n3 == 5 && others == 0,
+            format!("only the rows towards n3 stay dirty ({to_n3} towards n3, {others} others)"),
+        );
+    });
+}
