@@ -191,3 +191,53 @@ fn conflicts_among_many() {
         expect_wire(r, o);
     });
 }
+
+/// Deletions go ahead too (X-STAT, then DEL, without waiting): 300 files
+/// in 20 directories and a directory whose file the peer changed (a
+/// conflict, won by `auto first`: resolved in lock-step, and the
+/// directory's DEL, refused while the file was still there, is sent
+/// again afterwards).
+#[test]
+fn many_deletions() {
+    solo("pipedel", Net::Pipedel, 2, &[1], &MODES, |r| {
+        r.config(
+            "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    \
+             include {SYNC};\n    auto first;\n}\n",
+        );
+        let (a, b) = (r.n(0).clone(), r.n(1).clone());
+        for d in 0..20 {
+            a.mkdir(format!("d{d:02}"), 0o755);
+            for f in 0..15 {
+                a.file(
+                    format!("d{d:02}/f{f:02}"),
+                    sized(100 + f, d as u64),
+                    0o644,
+                    T0,
+                );
+            }
+        }
+        a.mkdir("c", 0o755);
+        a.file("c/x", "changed on the peer too\n", 0o644, T0);
+        let o = r.push("push -x (the tree)", args!["-x"]);
+        r.expect_code(o, 0);
+        // the peer changes c/x: a conflict when it is deleted here
+        b.file("c/x", "the peer's own change\n", 0o600, T0 + 5);
+        for d in 0..20 {
+            a.remove(format!("d{d:02}"));
+        }
+        a.remove("c");
+        let o = r.push("push -x (deletions)", args!["-x"]);
+        r.expect_code(o, 0);
+        r.expect_same_trees(o, 0, 1);
+        r.expect(r.dirty(o, 0).is_empty(), "no dirty rows left on the sender");
+        r.expect_line(o, "Auto-resolving conflict: Won 'first' test.");
+        let err = common::show(&r.client(o).stderr);
+        if r.mode.server == Imp::Ours {
+            r.expect(
+                err.contains("Local> X-STAT ") && err.contains("Local> DEL "),
+                "deletions went as X-STAT and DEL",
+            );
+        }
+        r.recheck_clean();
+    });
+}

@@ -13,6 +13,17 @@ pub(super) fn errno_text() -> String {
     log::strerror(&std::io::Error::last_os_error())
 }
 
+/// The reply for a failed write of received data: the system's reason
+/// when there is one (`No space left on device` names the cause, where the
+/// real server says `Input/output error`), else the real server's text
+/// for a bad delta or a broken transfer.
+pub(super) fn write_error_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(_) => log::strerror(e),
+        None => "Input/output error".to_string(),
+    }
+}
+
 pub(super) fn clone_err(e: &std::io::Error) -> std::io::Error {
     match e.raw_os_error() {
         Some(n) => std::io::Error::from_raw_os_error(n),
@@ -36,7 +47,7 @@ pub(super) fn write_patched(
         &mut |w| {
             delta::apply_stream(basis, d, &mut &mut *w, u64::MAX)
                 .map(|_| ())
-                .map_err(|_| "Input/output error".to_string())
+                .map_err(|e| write_error_text(&e))
         },
         &mut |_| Ok(()),
     )
@@ -107,4 +118,15 @@ pub(super) fn remove_entry(p: &Place) -> Reply {
 /// SETIME: atime and mtime (of the entry itself, never a symlink's target).
 pub(super) fn set_time(p: &Place, t: i64) -> Reply {
     p.set_mtime(t).map_err(|e| log::strerror(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn write_errors_name_their_cause() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(super::write_error_text(&full), "No space left on device");
+        let bad = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad delta magic");
+        assert_eq!(super::write_error_text(&bad), "Input/output error");
+    }
 }

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 mod db;
+mod deletions;
 mod pipeline;
 pub mod stream;
 
@@ -217,6 +218,12 @@ pub(crate) fn hint(peer: &[u8], file: &[u8], reply: &[u8]) -> Vec<u8> {
             peer,
             " a directory on the path is a symlink, which csync2 never writes through: make it a directory there, or exclude the path."
         )
+    } else if starts("No space left on device") || starts("Disk quota exceeded") {
+        msg!(
+            "the file system on ",
+            peer,
+            " is full: free space there (its old version of the file is unchanged)."
+        )
     } else {
         msg!(peer, " could not apply the change.")
     };
@@ -388,15 +395,19 @@ impl<'a> PeerRun<'a, '_> {
         }
         let bytes = changes.iter().map(|(_, _, st)| file_bytes(st)).sum();
         self.progress = Progress::new(self.peer, rows.len(), bytes);
-        for row in deletions {
-            self.progress.done(1, 0);
-            let Some(key) = self.key_or_skip(&row.filename, "Skipping deletion ") else {
-                continue;
-            };
-            if !self.identify(&row.myname)? {
-                continue;
+        if self.session.pipelined && !self.opts.dry_run {
+            self.deletions_pipelined(deletions)?;
+        } else {
+            for row in deletions {
+                self.progress.done(1, 0);
+                let Some(key) = self.key_or_skip(&row.filename, "Skipping deletion ") else {
+                    continue;
+                };
+                if !self.identify(&row.myname)? {
+                    continue;
+                }
+                self.delete_one(row, key)?;
             }
-            self.delete_one(row, key)?;
         }
         changes.reverse();
         if self.session.pipelined {
@@ -584,27 +595,33 @@ impl<'a> PeerRun<'a, '_> {
         let st = self.session.request(&Request::Del(at))?;
         match protocol::classify(&st) {
             Status::Ok => self.done(file)?,
-            Status::Conflict => {
-                if !self.auto_resolve(file, key, None)? {
-                    self.errors.count();
-                    self.stays();
-                    return Ok(());
-                }
-                log::debug(1, msg!("Deleting ", file, " on ", self.peer, " ..."));
-                let retried = self.flush(file, key)?
-                    && protocol::classify(&self.session.request(&Request::Del(at))?) == Status::Ok;
-                if retried {
-                    self.done(file)?;
-                } else {
-                    self.errors
-                        .error("ERROR: Auto-resolving failed. Giving up.");
-                    self.stays();
-                }
-            }
+            Status::Conflict => self.resolve_deletion(file, key)?,
             _ => {
                 sync_failed(&mut self.errors, self.peer, file, &st);
                 self.stays();
             }
+        }
+        Ok(())
+    }
+
+    /// A DEL refused as a conflict: this host's removal wins only by the
+    /// group's `auto` rule; then FLUSH and DEL again.
+    fn resolve_deletion(&mut self, file: &[u8], key: &[u8]) -> Result<(), PassError> {
+        if !self.auto_resolve(file, key, None)? {
+            self.errors.count();
+            self.stays();
+            return Ok(());
+        }
+        log::debug(1, msg!("Deleting ", file, " on ", self.peer, " ..."));
+        let at = Target { key, file };
+        let retried = self.flush(file, key)?
+            && protocol::classify(&self.session.request(&Request::Del(at))?) == Status::Ok;
+        if retried {
+            self.done(file)?;
+        } else {
+            self.errors
+                .error("ERROR: Auto-resolving failed. Giving up.");
+            self.stays();
         }
         Ok(())
     }

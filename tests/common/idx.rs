@@ -94,6 +94,8 @@ pub enum Net {
     Timeout = 71,
     // tests/net_manypeers.rs
     Manypeers = 72,
+    // tests/net_pipeline.rs
+    Pipedel = 73,
 }
 
 impl Net {
