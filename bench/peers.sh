@@ -5,8 +5,9 @@
 # answers (the run must end at --timeout while the other three finish as
 # fast as without it). All peers run csync2-rs on this machine (loopback
 # addresses, each peer's tree bind-mounted over the same path in its own
-# mount namespace), so their servers share its cores: wall time and the
-# total CPU time of client and servers are reported.
+# mount namespace, on an ext4 image of its own), so their servers share its
+# cores: wall time and the total CPU time of client and servers are
+# reported.
 #
 # Usage: bash bench/peers.sh [FILES] [PEERS] [TIMEOUT]
 #   FILES    tree size (default 128000, shared with bench/bench.sh)
@@ -63,8 +64,9 @@ ns_run() {
         sh -c 'mount --bind "$PRIV" "$SYNC" && exec "$@"' sh "$@"
 }
 
-# cpu_of FILE: user+system seconds from a `time -f "%U %S"` line
-cpu_of() { awk '{ printf "%.2f", $1 + $2 }' "$1"; }
+# cpu_of FILE: user+system seconds from a `time -f "%U %S"` file (its last
+# line: a failed command gets a status line first)
+cpu_of() { tail -n1 "$1" | awk '{ printf "%.2f", $1 + $2 }'; }
 
 # push N HUNG LABEL: one `-x` from the client to peers 1..N (-iii each);
 # with HUNG=1 the last of them is a listener that never answers.
@@ -87,7 +89,7 @@ while time.time() < end:
         pass
 PY
         else
-            mkdir -p "$work/peer-$k" "$work/peers-db-$k"
+            mkdir -p "$work/peers-db-$k"
             CSYNC2_SYSTEM_DIR=$etc/$h ns_run "$work/peer-$k" \
                 /usr/bin/time -f "%U %S" -o "$work/server-$k.time" \
                 "$ours" -N "$h" -D "$work/peers-db-$k" -p $port -iii >"$work/server-$k.log" 2>&1 &
@@ -123,9 +125,28 @@ modify_one_percent() {
         xargs -0 sh -c 'for f; do echo "// changed $RANDOM" >> "$f"; done' sh
 }
 
+# Each peer's tree is its own ext4 image, as on a machine of its own: a
+# server's syncfs then flushes its peer's writes only, not the others'.
+img_size=$(( files / 1000 * 40 + 512 ))M
+unmount_peers() {
+    for k in 1 2 3 4; do
+        mountpoint -q "$work/peer-$k" && umount "$work/peer-$k"
+    done
+    return 0
+}
+trap unmount_peers EXIT
 fresh() {
+    unmount_peers
     rm -rf "$work"/peer-* "$work"/peers-db-*
     mkdir -p "$work/peers-db-a"
+    for k in 1 2 3 4; do
+        mkdir -p "$work/peer-$k"
+        rm -f "$work/peer-$k.img"
+        truncate -s "$img_size" "$work/peer-$k.img"
+        mkfs.ext4 -q -F "$work/peer-$k.img"
+        mount -o loop "$work/peer-$k.img" "$work/peer-$k"
+        rm -rf "$work/peer-$k/lost+found"
+    done
     sync
 }
 
