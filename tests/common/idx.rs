@@ -96,6 +96,8 @@ pub enum Net {
     Manypeers = 72,
     // tests/net_pipeline.rs
     Pipedel = 73,
+    // tests/net_diskfull.rs
+    Diskfull = 74,
 }
 
 impl Net {
