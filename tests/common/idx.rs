@@ -98,6 +98,8 @@ pub enum Net {
     Pipedel = 73,
     // tests/net_diskfull.rs
     Diskfull = 74,
+    // tests/net_slowpeer.rs
+    Slowpeer = 75,
 }
 
 impl Net {
