@@ -139,6 +139,7 @@ fn server_options(o: &Options, host: Host) -> ServerOptions {
         port: o.port(),
         cfgname: o.cfgname.clone().unwrap_or_default(),
         load: load_options(o),
+        catch_up: Some(crate::catchup::push_back),
     }
 }
 
@@ -270,6 +271,7 @@ impl<'a> Run<'a> {
             Mode::Remove => self.remove(db),
             Mode::Update | Mode::CheckUpdate | Mode::Simple => self.update(mode, db),
             Mode::Test { diff } => self.test(db, diff),
+            Mode::CatchUp => self.catch_up(db),
             Mode::Server(_) => unreachable!("handled before the config is read"),
         }
     }
@@ -423,6 +425,14 @@ impl<'a> Run<'a> {
         }
         db.commit()?;
         errors.add(crate::update::update(self.cfg, db, &uopts, streamed)?);
+        Ok(Ended { code: 0, errors })
+    }
+
+    /// `--catch-up`
+    fn catch_up(&self, db: &mut Db) -> Result<Ended, Fatal> {
+        self.timeout_ok()?;
+        let only = self.o.only_peers.as_deref().map(cli::split_list);
+        let errors = crate::catchup::ask(self.cfg, db, &self.client, only.as_deref())?;
         Ok(Ended { code: 0, errors })
     }
 

@@ -27,9 +27,13 @@ pub enum Mode {
     ListFiles,
     ListDirty,
     ListPair,
-    Test { diff: bool },
+    Test {
+        diff: bool,
+    },
     Remove,
     Server(u8),
+    /// `--catch-up` (ours)
+    CatchUp,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -237,6 +241,13 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
             o.json = true;
             continue;
         }
+        if a == b"--catch-up" {
+            if o.mode.is_some() {
+                bad_combination = true;
+            }
+            o.mode = Some(Mode::CatchUp);
+            continue;
+        }
         if a == b"--timeout" || a.starts_with(b"--timeout=") {
             let value = if let Some(v) = a.strip_prefix(b"--timeout=") {
                 v.to_vec()
@@ -335,7 +346,7 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
         Some(Hint | Check | Update | CheckUpdate | Simple | CompareList | Force | Mark) => true,
         Some(ListPair) => n == 2,
         Some(Test { .. }) => n <= 3,
-        Some(ListHints | ListFiles | ListDirty | Remove | Server(_)) => n == 0,
+        Some(ListHints | ListFiles | ListDirty | Remove | Server(_) | CatchUp) => n == 0,
     };
     if !ok {
         return Parsed::Usage(String::new());
@@ -450,6 +461,14 @@ mod tests {
             o => panic!("{o:?}"),
         }
         assert!(run(&["--json", "-M"]).json);
+        assert_eq!(run(&["--catch-up", "-v"]).mode, Some(Mode::CatchUp));
+        for bad in [
+            &["--catch-up", "-x"][..],
+            &["-x", "--catch-up"],
+            &["--catch-up", "f"],
+        ] {
+            assert!(matches!(p(bad), Parsed::Usage(_)), "{bad:?}");
+        }
         assert_eq!(
             run(&["-x", "--timeout", "5"]).timeout.as_deref(),
             Some(&b"5"[..])

@@ -134,6 +134,10 @@ pub struct Session {
     hello: Option<Vec<u8>>,
     /// the peer runs our binary and accepted pipelining
     pub pipelined: bool,
+    /// the address connected to
+    pub peer_addr: Option<std::net::IpAddr>,
+    /// the peer's certificate (DER) on a TLS session
+    pub peer_cert: Option<Vec<u8>>,
 }
 
 /// Why a session could not be opened (the caller prints the standard lines).
@@ -172,6 +176,8 @@ pub fn open_pinning(
         ),
     );
     let stream = connect_tcp(peer, opts).ok_or(OpenError::Connect)?;
+    let peer_addr = stream.peer_addr().ok().map(|a| a.ip());
+    let mut peer_cert = None;
     let mut conn = Conn::new(Box::new(stream));
     // a silent peer is named before the standard lines
     let silent = |e: &ConnError| {
@@ -210,6 +216,7 @@ pub fn open_pinning(
             }
             Err(e) => return Err(OpenError::Tls(e.0)),
         }
+        peer_cert = Some(est.peer_cert);
         conn = Conn::new(est.stream);
     }
     let ok = |conn: &mut Conn, line: Vec<u8>| -> bool {
@@ -235,10 +242,24 @@ pub fn open_pinning(
         conn,
         hello: None,
         pipelined: false,
+        peer_addr,
+        peer_cert,
     })
 }
 
 impl Session {
+    /// A client session over a connection a peer opened to this host's
+    /// server (a catch-up: the roles are reversed after its request).
+    pub fn over(conn: Conn) -> Session {
+        Session {
+            conn,
+            hello: None,
+            pipelined: false,
+            peer_addr: None,
+            peer_cert: None,
+        }
+    }
+
     /// Sends HELLO when the identity changes. Ok(false): refused.
     pub fn identify(&mut self, myname: &[u8]) -> Result<bool, ConnError> {
         if self.hello.as_deref() == Some(myname) {

@@ -10,6 +10,7 @@ pub mod action;
 pub mod app;
 pub mod backup;
 pub mod beneath;
+pub mod catchup;
 pub mod certgen;
 pub mod check;
 pub mod checktxt;

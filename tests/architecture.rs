@@ -140,7 +140,7 @@ fn layers_keep_their_direction() {
             &["client", "server", "update", "app", "compare", "setup"],
         ),
         ("client", &["server", "app", "update", "compare"]),
-        ("server", &["client", "app", "update", "compare"]),
+        ("server", &["client", "app", "update", "compare", "catchup"]),
         ("setup", &["app", "client", "server", "update"]),
         ("update", &["server", "app"]),
         ("cli", &["app", "server", "client", "db"]),

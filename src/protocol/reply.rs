@@ -15,6 +15,10 @@ pub const OK_CU_LATER: &str = "OK (cu_later).";
 pub const OK_ACTIVATING_SSL: &str = "OK (activating_ssl).";
 /// ours only: the answer to `X-CSYNC2RS-PIPELINE 1`
 pub const OK_PIPELINING: &str = "OK (pipelining).";
+/// ours only: the answer to `X-CATCHUP`; the server pushes next
+pub const OK_CATCHING_UP: &str = "OK (catching_up).";
+/// ours only: the server refuses catch-up requests (`CSYNC2_NO_CATCHUP`)
+pub const ERR_CATCHUP_OFF: &str = "Catch-up requests are disabled on this server.";
 pub const ERR_CONFLICT: &str = "File is also marked dirty here!";
 pub const ERR_PARENT_MISSING: &str = "Parent dir missing.";
 pub const ERR_GROUP_SET: &str = "Group list already set!";

@@ -75,6 +75,12 @@ pub enum Request<'a> {
     },
     /// `X-CSYNC2RS-PIPELINE VERSION` (ours)
     Pipeline(&'a [u8]),
+    /// `X-CATCHUP FLAGS KEY…` (ours): the server pushes what it holds
+    /// dirty for the client over this connection, roles reversed, for the
+    /// groups of the given keys it shares with the client. FLAGS: `-`.
+    CatchUp {
+        keys: Vec<&'a [u8]>,
+    },
     /// `X-STAT KEY FILE CHECKTXT` (ours)
     XStat {
         at: Target<'a>,
@@ -135,6 +141,7 @@ impl<'a> Request<'a> {
             Request::Setime { .. } => "SETIME",
             Request::List { .. } => "LIST",
             Request::Pipeline(_) => PIPELINE_WORD,
+            Request::CatchUp { .. } => "X-CATCHUP",
             Request::XStat { .. } => "X-STAT",
             Request::XPut { .. } => "X-PUT",
         }
@@ -167,7 +174,10 @@ impl<'a> Request<'a> {
     pub fn is_extension(&self) -> bool {
         matches!(
             self,
-            Request::Pipeline(_) | Request::XStat { .. } | Request::XPut { .. }
+            Request::Pipeline(_)
+                | Request::XStat { .. }
+                | Request::XPut { .. }
+                | Request::CatchUp { .. }
         )
     }
 
@@ -225,6 +235,12 @@ impl<'a> Request<'a> {
                 }
             }
             Request::Pipeline(v) => push_raw(&mut out, v),
+            Request::CatchUp { keys } => {
+                push_raw(&mut out, b"-");
+                for k in keys {
+                    push_enc(&mut out, k);
+                }
+            }
             Request::XStat { at, text } => {
                 target(&mut out, at);
                 push_enc(&mut out, text);
@@ -307,6 +323,14 @@ impl<'a> Request<'a> {
             },
             w if w == PIPELINE_WORD.as_bytes() => Request::Pipeline(tok(1)),
             b"X-STAT" if extensions => Request::XStat { at, text: tok(3) },
+            b"X-CATCHUP" if extensions => Request::CatchUp {
+                keys: toks
+                    .iter()
+                    .skip(2)
+                    .map(Vec::as_slice)
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+            },
             b"X-PUT" if extensions => {
                 let kind = FileKind::from_put_name(tok(3));
                 Request::XPut {
@@ -408,6 +432,7 @@ mod tests {
             b"X-PUT k /f reg - 0 0 33188 5\n",
             b"X-PUT k /l link t 0 0 41471 5\n",
             b"X-PUT k /c chr 259 0 0 8624 5\n",
+            b"X-CATCHUP - k1 k2\n",
         ] {
             assert_eq!(round(line), line, "{}", String::from_utf8_lossy(line));
         }

@@ -25,6 +25,18 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::io::FromRawFd;
 
+/// A granted catch-up: push to `peer` over `conn`, as a client would.
+pub struct CatchUpPush<'a> {
+    pub cfg: &'a crate::config::Config,
+    pub conn: Conn,
+    pub peer: &'a [u8],
+    pub options: &'a ServerOptions,
+}
+
+/// What a server does with a granted catch-up (the client side's update,
+/// which the server does not depend on); the exit code of the process.
+pub type CatchUpFn = fn(CatchUpPush, &mut crate::db::Db) -> i32;
+
 /// What a server process needs from the command line.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -36,6 +48,8 @@ pub struct ServerOptions {
     /// `-C`: the config when CONFIG names none
     pub cfgname: Vec<u8>,
     pub load: LoadOptions,
+    /// how to push for a granted X-CATCHUP (None: answer, then close)
+    pub catch_up: Option<CatchUpFn>,
 }
 
 /// `-i`: one session on stdin/stdout.
@@ -220,11 +234,27 @@ fn serve(
         addr: peer.addr,
         cert: peer_cert,
     };
-    let end = session::Session::new(&mut cfg, &mut db, &mut conn, &peer, tls).run();
-    drop(conn);
+    let mut session = session::Session::new(&mut cfg, &mut db, &mut conn, &peer, tls);
+    let end = session.run();
+    let asker = session.peer_name().to_vec();
+    drop(session);
     let code = match end {
         session::End::Normal => 0,
         session::End::Fatal => 1,
+        session::End::CatchUp => {
+            // the groups the request may see stay selected in `cfg`
+            conn.set_corked(false);
+            let push = CatchUpPush {
+                cfg: &cfg,
+                conn,
+                peer: &asker,
+                options: o,
+            };
+            match o.catch_up {
+                Some(push_back) => push_back(push, &mut db),
+                None => 1,
+            }
+        }
     };
     let done = crate::action::run_pending(&mut db).and_then(|_| db.commit().map_err(Into::into));
     if let Err(f) = done {

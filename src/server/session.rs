@@ -23,6 +23,9 @@ pub enum End {
     Normal,
     /// a fatal error (already logged): close without a reply, exit 1
     Fatal,
+    /// the peer asked for a catch-up, which was granted: push to it over
+    /// this connection, roles reversed
+    CatchUp,
 }
 
 pub struct Session<'a> {
@@ -40,6 +43,10 @@ pub struct Session<'a> {
     pub(super) unsynced: cmd::pipeline::Unsynced,
     /// directories already cleared of stale temporary files
     cleaned: std::collections::HashSet<(u64, u64)>,
+    /// a catch-up was granted (X-CATCHUP)
+    pub(super) catch_up: bool,
+    /// entries received and applied (created, replaced or removed)
+    pub received: usize,
 }
 
 /// A reply: Ok = `OK (cmd_finished).` unless the command already answered.
@@ -110,6 +117,8 @@ impl<'a> Session<'a> {
             pipelined: false,
             unsynced: Default::default(),
             cleaned: Default::default(),
+            catch_up: false,
+            received: 0,
         }
     }
 
@@ -129,6 +138,9 @@ impl<'a> Session<'a> {
             return End::Fatal;
         }
         let _ = self.conn.uncork_flush();
+        if self.catch_up {
+            return End::CatchUp;
+        }
         end
     }
 
@@ -263,6 +275,7 @@ impl<'a> Session<'a> {
             req,
             Request::Hello(_) | Request::Group(_) | Request::Bye | Request::Pipeline(_)
         );
+        // (X-CATCHUP needs HELLO like the rest: it is checked here)
         if !open && self.ident.is_none() {
             return Err(Refusal::Reply(self.identify_first()));
         }
@@ -471,6 +484,7 @@ impl<'a> Session<'a> {
         if full {
             crate::action::schedule(self.cfg, self.db, file, false)?;
             log::debug(1, msg!("Updated ", file, " from ", peer, "."));
+            self.received += 1;
         }
         self.db.checkpoint()?;
         Ok(())

@@ -246,12 +246,38 @@ fn dry_line(code: &str, peer: &[u8], file: &[u8]) {
     log::stdout(&line);
 }
 
+/// A catch-up granted by this host's server: push what is dirty for
+/// `peer` over `session`, the connection `peer` opened (roles reversed).
+pub fn push_over(
+    cfg: &Config,
+    db: &mut Db,
+    opts: &UpdateOptions,
+    peer: &[u8],
+    session: client::Session,
+) -> Result<Errors, Fatal> {
+    db.batch_from_start();
+    update_session(cfg, db, opts, peer, None, Some(session))
+}
+
 fn update_peer(
     cfg: &Config,
     db: &mut dyn PeerDb,
     opts: &UpdateOptions,
     peer: &[u8],
     streamed: Option<stream::Streamed>,
+) -> Result<Errors, Fatal> {
+    update_session(cfg, db, opts, peer, streamed, None)
+}
+
+/// The update of one peer, on the session the stream opened, on `fresh`
+/// (open, not yet offered pipelining), or on a new one.
+fn update_session(
+    cfg: &Config,
+    db: &mut dyn PeerDb,
+    opts: &UpdateOptions,
+    peer: &[u8],
+    streamed: Option<stream::Streamed>,
+    fresh: Option<client::Session>,
 ) -> Result<Errors, Fatal> {
     let mut errors = Errors::default();
     if peer_rows(cfg, db, opts, peer)?.is_empty() {
@@ -260,6 +286,9 @@ fn update_peer(
             ..
         }) = streamed
         {
+            s.close();
+        }
+        if let Some(s) = fresh {
             s.close();
         }
         return Ok(errors);
@@ -271,9 +300,12 @@ fn update_peer(
     };
     log::replay(held);
     let negotiated = opened.is_some();
-    let opened = opened.unwrap_or_else(|| {
-        client::open_pinning(cfg, peer, opts.client, &mut |der| db.pin(peer, der))
-    });
+    let opened = match fresh {
+        Some(s) => Ok(s),
+        None => opened.unwrap_or_else(|| {
+            client::open_pinning(cfg, peer, opts.client, &mut |der| db.pin(peer, der))
+        }),
+    };
     let mut session = match opened {
         Ok(s) => s,
         Err(OpenError::Tls(m)) => {

@@ -100,6 +100,8 @@ pub enum Net {
     Diskfull = 74,
     // tests/net_slowpeer.rs
     Slowpeer = 75,
+    // tests/net_catchup.rs
+    Catchup = 76,
 }
 
 impl Net {

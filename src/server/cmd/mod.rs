@@ -5,11 +5,13 @@
 //! * `change`: PATCH, MK*, DEL and our X-PUT;
 //! * `meta`: SETOWN, SETMOD, SETIME;
 //! * `state`: MARK, FLUSH (the database only);
-//! * `pipeline`: X-CSYNC2RS-PIPELINE, and making a batch durable.
+//! * `pipeline`: X-CSYNC2RS-PIPELINE, and making a batch durable;
+//! * `catchup`: X-CATCHUP (a peer asks to be pushed to, roles reversed).
 //!
 //! Each handler gets a request the session has admitted (identity, name,
 //! permission, place and conflict already checked).
 
+pub(super) mod catchup;
 pub(super) mod change;
 pub(super) mod ident;
 pub(super) mod meta;
@@ -44,6 +46,7 @@ pub(super) fn run(s: &mut Session, req: &Request, a: Option<&Admitted>) -> Resul
         Request::Group(list) => ident::group(s, list),
         Request::Bye => ident::bye(s),
         Request::Pipeline(version) => pipeline::agree(s, version),
+        Request::CatchUp { ref keys } => catchup::catch_up(s, keys),
         Request::List {
             myname,
             file: ref f,

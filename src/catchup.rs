@@ -1,0 +1,215 @@
+//! `--catch-up`: a host that was down asks each peer to push to it, now,
+//! what the peer holds dirty for it (doc/protocol-extension.md). The asker
+//! opens the connection (so it works before its own server is up and
+//! through firewalls that only let it connect out), identifies itself,
+//! agrees pipelining and sends `X-CATCHUP` with the keys of the groups it
+//! shares with the peer; the roles are then reversed: the peer pushes as a
+//! client would, and this host applies what arrives exactly as its server
+//! does (the same path checks, conflict rules, backups, actions and rows).
+//!
+//! Both halves live here: `ask` for the asker, `push_back` for the server
+//! that granted a request.
+
+use crate::client::{self, ClientOptions, OpenError};
+use crate::config::Config;
+use crate::db::Db;
+use crate::log::{self, Errors};
+use crate::protocol::{self, Request};
+use crate::server::session::{End, Session};
+use crate::server::{CatchUpPush, Peer};
+use crate::update::UpdateOptions;
+use crate::{Fatal, msg, setup};
+
+/// A peer to ask: its name, this host's name towards it, and the keys of
+/// the groups they share.
+type Ask = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
+/// Each peer of this host's active groups, in the order the update serves
+/// peers (descending names).
+fn peers(cfg: &Config) -> Vec<Ask> {
+    let mut out: Vec<Ask> = Vec::new();
+    for g in cfg.matching_groups(false) {
+        let Some(me) = g.myname.as_deref() else {
+            continue;
+        };
+        for h in &g.hosts {
+            if h.name == me {
+                continue;
+            }
+            match out.iter_mut().find(|(p, _, _)| *p == h.name) {
+                Some((_, _, keys)) => {
+                    if !keys.contains(&g.key) {
+                        keys.push(g.key.clone());
+                    }
+                }
+                None => out.push((h.name.clone(), me.to_vec(), vec![g.key.clone()])),
+            }
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
+
+/// The asker's side: every peer (or those of `-P`) in turn. Returns the
+/// errors met; one line per peer says what came of it.
+pub fn ask(
+    cfg: &Config,
+    db: &mut Db,
+    copts: &ClientOptions,
+    only_peers: Option<&[Vec<u8>]>,
+) -> Result<Errors, Fatal> {
+    let mut errors = Errors::default();
+    for (peer, me, keys) in peers(cfg) {
+        if let Some(only) = only_peers
+            && !only.iter().any(|p| p.eq_ignore_ascii_case(&peer))
+        {
+            continue;
+        }
+        ask_one(cfg, db, copts, &peer, &me, &keys, &mut errors)?;
+    }
+    Ok(errors)
+}
+
+fn ask_one(
+    cfg: &Config,
+    db: &mut Db,
+    copts: &ClientOptions,
+    peer: &[u8],
+    me: &[u8],
+    keys: &[Vec<u8>],
+    errors: &mut Errors,
+) -> Result<(), Fatal> {
+    let mut session = match client::open(cfg, db, peer, copts) {
+        Ok(s) => s,
+        Err(OpenError::Tls(m)) => {
+            errors.error(msg!("ERROR: Catch-up from ", peer, " failed: ", m));
+            return Ok(());
+        }
+        Err(_) => {
+            client::connection_failed(errors, peer);
+            return Ok(());
+        }
+    };
+    let refused = |errors: &mut Errors, why: &[u8]| {
+        errors.error(msg!("ERROR: Catch-up from ", peer, " refused: ", why));
+    };
+    match session.identify(me) {
+        Ok(true) => {}
+        Ok(false) => {
+            refused(errors, b"it did not accept this host's identification.");
+            session.close();
+            return Ok(());
+        }
+        Err(e) => {
+            timed_out_or_closed(errors, peer, &e, copts);
+            return Ok(());
+        }
+    }
+    if let Err(e) = session.negotiate_pipeline() {
+        timed_out_or_closed(errors, peer, &e, copts);
+        return Ok(());
+    }
+    if !session.pipelined {
+        errors.error(msg!(
+            "ERROR: Catch-up from ",
+            peer,
+            " is not possible: it runs a csync2 that cannot be asked. Run 'csync2 -x' on ",
+            peer,
+            " instead."
+        ));
+        session.close();
+        return Ok(());
+    }
+    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    match session.request(&Request::CatchUp { keys }) {
+        Ok(r) if r == protocol::OK_CATCHING_UP.as_bytes() => {}
+        Ok(r) => {
+            refused(errors, &r);
+            session.close();
+            return Ok(());
+        }
+        Err(e) => {
+            timed_out_or_closed(errors, peer, &e, copts);
+            return Ok(());
+        }
+    }
+    // roles reversed: the peer pushes, this host serves
+    let who = Peer {
+        addr: session.peer_addr,
+        cert: session.peer_cert.clone(),
+    };
+    let tls = who.cert.is_some();
+    let mut cfg = cfg.clone();
+    let mut server = Session::new(&mut cfg, db, &mut session.conn, &who, tls);
+    let end = server.run();
+    let received = server.received;
+    match end {
+        End::Normal | End::CatchUp => log::stdout(&msg!(
+            "Catch-up from ",
+            peer,
+            ": ",
+            received.to_string(),
+            if received == 1 {
+                " file.\n"
+            } else {
+                " files.\n"
+            }
+        )),
+        End::Fatal => errors.error(msg!(
+            "ERROR: Catch-up from ",
+            peer,
+            " ended early after ",
+            received.to_string(),
+            " files."
+        )),
+    }
+    Ok(())
+}
+
+fn timed_out_or_closed(
+    errors: &mut Errors,
+    peer: &[u8],
+    e: &protocol::conn::ConnError,
+    copts: &ClientOptions,
+) {
+    if e.is_timeout() {
+        client::timed_out(errors, peer, copts.timeout);
+    } else {
+        errors.error(msg!(
+            "ERROR: Catch-up from ",
+            peer,
+            ": the connection closed."
+        ));
+    }
+}
+
+/// The server's side of a granted request: push as `-u` would, to the
+/// asker only, over its connection. The exit code of the server process.
+pub fn push_back(p: CatchUpPush, db: &mut Db) -> i32 {
+    let o = p.options;
+    let timeout = setup::client_timeout(None).unwrap_or(Some(setup::DEFAULT_TIMEOUT));
+    let client = ClientOptions {
+        sysdir: &o.host.sysdir,
+        bind_name: None,
+        port: o.port.clone(),
+        cfgname: &o.cfgname,
+        groups: None,
+        timeout,
+    };
+    let uopts = UpdateOptions {
+        dry_run: false,
+        recursive: false,
+        only_peers: Some(vec![p.peer.to_vec()]),
+        args: Vec::new(),
+        client: &client,
+    };
+    let session = client::Session::over(p.conn);
+    match crate::update::push_over(p.cfg, db, &uopts, p.peer, session) {
+        Ok(e) if e.total() == 0 => 0,
+        Ok(_) => 1,
+        Err(f) => {
+            log::debug(0, &f.0);
+            1
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `csync2 --catch-up` (issue 14): a host that was down asks its peers to
+//! push what they hold dirty for it, over the connection it opens. A
+//! csync2-rs peer pushes (plain and TLS); a real csync2 peer cannot be
+//! asked and is named with what to run instead; a server with
+//! `CSYNC2_NO_CATCHUP` and an asker with the wrong key get nothing.
+//!
+//! Needs root; see `tests/net_interop.rs` for the environment variables.
+
+mod common;
+mod net;
+mod netx;
+
+use net::*;
+use netx::*;
+
+const CFG: &str = "nossl * *;
+group all {
+    host {N1} {N2} {N3};
+    key g.key;
+    include {SYNC};
+}
+";
+
+/// Runs `--catch-up -v` on n1 with the servers of n2 and n3 up.
+fn ask(r: &mut Run, label: &str) -> usize {
+    exchange(r, label, 0, &[1, 2], "-iii", args!["--catch-up"])
+}
+
+fn has(r: &Run, o: usize, node: usize, rel: &str) -> bool {
+    r.tree(o, node)
+        .keys()
+        .any(|k| k.as_slice() == rel.as_bytes())
+}
+
+#[test]
+fn catch_up_from_peers() {
+    solo("catchup", Net::Catchup, 3, &[1, 2], &[MODE_D], |r| {
+        // n3 runs the real csync2
+        r.nodes[2].imp = Imp::Real;
+        r.config(CFG);
+        for i in 0..3 {
+            r.n(i).clone().file("base.txt", "base\n", 0o644, T0);
+        }
+        r.init();
+        // n1 is down: n2 and n3 change files and mark them dirty for it
+        let (n2, n3) = (r.n(1).clone(), r.n(2).clone());
+        n2.file("from2.txt", "written on n2\n", 0o644, T0 + 1);
+        n2.mkdir("dir2", 0o750);
+        n2.file("dir2/deep.txt", "deep on n2\n", 0o600, T0 + 2);
+        n3.file("from3.txt", "written on n3\n", 0o644, T0 + 3);
+        r.check(1);
+        r.check(2);
+
+        let o = ask(r, "--catch-up");
+        r.expect_code(o, 1);
+        let out = String::from_utf8_lossy(&r.client(o).stdout).into_owned();
+        r.expect(
+            out.contains(&format!("Catch-up from {}: ", n2.name)),
+            format!("one line for n2 on stdout: {out:?}"),
+        );
+        r.expect_line(
+            o,
+            &format!(
+                "ERROR: Catch-up from {} is not possible: it runs a csync2 that cannot be asked. Run 'csync2 -x' on {} instead.",
+                n3.name, n3.name
+            ),
+        );
+        for f in ["from2.txt", "dir2", "dir2/deep.txt"] {
+            r.expect(has(r, o, 0, f), format!("n1 got {f} from n2"));
+        }
+        r.expect(!has(r, o, 0, "from3.txt"), "nothing from the real peer");
+        let left: Vec<String> = r
+            .dirty(o, 1)
+            .iter()
+            .filter(|(_, p)| common::show(p) == r.n(0).name)
+            .map(|(f, _)| common::show(f))
+            .collect();
+        r.expect(
+            left.is_empty(),
+            format!("n2 holds nothing dirty for n1 any more: {left:?}"),
+        );
+        // n1 applied it as its server would: its database agrees
+        let c = r.recheck("n1 -cr after the catch-up", 0);
+        let d = r.dirty(c, 0);
+        r.expect(
+            d.is_empty(),
+            format!("n1's check finds nothing new ({} rows)", d.len()),
+        );
+
+        // the server refuses: nothing is sent
+        n2.file("refused.txt", "not sent\n", 0o644, T0 + 4);
+        r.check(1);
+        // SAFETY: this test binary runs one test; the server inherits it
+        unsafe { std::env::set_var("CSYNC2_NO_CATCHUP", "1") };
+        let fast = r.start_server(1, "-iii");
+        unsafe { std::env::remove_var("CSYNC2_NO_CATCHUP") };
+        let d = r.cmd(0, args!["--catch-up", "-P", n2.name.clone()]);
+        r.finish_server(1, fast);
+        r.expect(
+            d.code == Some(1),
+            format!("a refused catch-up exits 1: {}", d.status()),
+        );
+        r.expect(
+            common::show(&d.stderr).contains(&format!(
+                "ERROR: Catch-up from {} refused: Catch-up requests are disabled on this server.",
+                n2.name
+            )),
+            "the refusal names the peer and the reason",
+        );
+        r.expect(r.n(0).read("refused.txt").is_none(), "nothing was sent");
+
+        // the asker holds the wrong key: nothing is sent either
+        let mut wrong = CFG.replace("key g.key;", "key h.key;");
+        if r.transport == Transport::Tls {
+            wrong = wrong.replace("nossl * *;\n", "");
+        }
+        r.n(0).write_etc("csync2.cfg", &r.subst(&wrong));
+        let fast = r.start_server(1, "-iii");
+        let d = r.cmd(0, args!["--catch-up", "-P", n2.name.clone()]);
+        r.finish_server(1, fast);
+        r.expect(
+            d.code == Some(1),
+            format!("a wrong key exits 1: {}", d.status()),
+        );
+        r.expect(
+            common::show(&d.stderr).contains(&format!(
+                "ERROR: Catch-up from {} refused: Permission denied!",
+                n2.name
+            )),
+            format!("the wrong key is refused: {}", common::show(&d.stderr)),
+        );
+        r.expect(r.n(0).read("refused.txt").is_none(), "nothing was sent");
+    });
+}
