@@ -432,7 +432,7 @@ impl<'a> Run<'a> {
     fn catch_up(&self, db: &mut Db) -> Result<Ended, Fatal> {
         self.timeout_ok()?;
         let only = self.o.only_peers.as_deref().map(cli::split_list);
-        let errors = crate::catchup::ask(self.cfg, db, &self.client, only.as_deref())?;
+        let errors = crate::catchup::ask(self.cfg, db, &self.client, only.as_deref(), self.o.full)?;
         Ok(Ended { code: 0, errors })
     }
 

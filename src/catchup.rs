@@ -22,12 +22,12 @@ use crate::{Fatal, msg, setup};
 
 /// A peer to ask: its name, this host's name towards it, and the keys of
 /// the groups they share.
-type Ask = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+type Peerage = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
 
 /// Each peer of this host's active groups, in the order the update serves
 /// peers (descending names).
-fn peers(cfg: &Config) -> Vec<Ask> {
-    let mut out: Vec<Ask> = Vec::new();
+fn peers(cfg: &Config) -> Vec<Peerage> {
+    let mut out: Vec<Peerage> = Vec::new();
     for g in cfg.matching_groups(false) {
         let Some(me) = g.myname.as_deref() else {
             continue;
@@ -57,6 +57,7 @@ pub fn ask(
     db: &mut Db,
     copts: &ClientOptions,
     only_peers: Option<&[Vec<u8>]>,
+    full: bool,
 ) -> Result<Errors, Fatal> {
     let mut errors = Errors::default();
     for (peer, me, keys) in peers(cfg) {
@@ -65,20 +66,34 @@ pub fn ask(
         {
             continue;
         }
-        ask_one(cfg, db, copts, &peer, &me, &keys, &mut errors)?;
+        let ask = Ask {
+            peer: &peer,
+            me: &me,
+            keys: &keys,
+            full,
+        };
+        ask_one(cfg, db, copts, &ask, &mut errors)?;
     }
     Ok(errors)
+}
+
+/// One request.
+struct Ask<'a> {
+    peer: &'a [u8],
+    /// this host's name towards the peer
+    me: &'a [u8],
+    keys: &'a [Vec<u8>],
+    full: bool,
 }
 
 fn ask_one(
     cfg: &Config,
     db: &mut Db,
     copts: &ClientOptions,
-    peer: &[u8],
-    me: &[u8],
-    keys: &[Vec<u8>],
+    a: &Ask,
     errors: &mut Errors,
 ) -> Result<(), Fatal> {
+    let (peer, me) = (a.peer, a.me);
     let mut session = match client::open(cfg, db, peer, copts) {
         Ok(s) => s,
         Err(OpenError::Tls(m)) => {
@@ -120,8 +135,8 @@ fn ask_one(
         session.close();
         return Ok(());
     }
-    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-    match session.request(&Request::CatchUp { keys }) {
+    let keys: Vec<&[u8]> = a.keys.iter().map(Vec::as_slice).collect();
+    match session.request(&Request::CatchUp { full: a.full, keys }) {
         Ok(r) if r == protocol::OK_CATCHING_UP.as_bytes() => {}
         Ok(r) => {
             refused(errors, &r);
@@ -144,7 +159,7 @@ fn ask_one(
     let end = server.run();
     let received = server.received;
     match end {
-        End::Normal | End::CatchUp => log::stdout(&msg!(
+        End::Normal | End::CatchUp { .. } => log::stdout(&msg!(
             "Catch-up from ",
             peer,
             ": ",
@@ -203,10 +218,41 @@ pub fn push_back(p: CatchUpPush, db: &mut Db) -> i32 {
         args: Vec::new(),
         client: &client,
     };
-    let session = client::Session::over(p.conn);
-    match crate::update::push_over(p.cfg, db, &uopts, p.peer, session) {
-        Ok(e) if e.total() == 0 => 0,
-        Ok(_) => 1,
+    let mut session = client::Session::over(p.conn);
+    let mut errors = Errors::default();
+    let pushed = (|| -> Result<(), Fatal> {
+        if p.full {
+            // this host's names in the groups it shares with the asker
+            let mut mine: Vec<&[u8]> = Vec::new();
+            for g in p.cfg.matching_groups(false) {
+                if let Some(me) = g.myname.as_deref()
+                    && g.has_peer(p.peer)
+                    && !mine.contains(&me)
+                {
+                    mine.push(me);
+                }
+            }
+            for me in mine {
+                crate::compare::mark_differences_over(
+                    p.cfg,
+                    db,
+                    &mut session,
+                    me,
+                    p.peer,
+                    &client,
+                    &mut errors,
+                )?;
+            }
+            db.commit()?;
+        }
+        errors.add(crate::update::push_over(
+            p.cfg, db, &uopts, p.peer, session,
+        )?);
+        Ok(())
+    })();
+    match pushed {
+        Ok(()) if errors.total() == 0 => 0,
+        Ok(()) => 1,
         Err(f) => {
             log::debug(0, &f.0);
             1

@@ -63,6 +63,8 @@ pub struct Options {
     pub json: bool,
     /// `--timeout SECONDS` (our addition)
     pub timeout: Option<Vec<u8>>,
+    /// `--full` with `--catch-up` (our addition)
+    pub full: bool,
 }
 
 impl Options {
@@ -241,6 +243,10 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
             o.json = true;
             continue;
         }
+        if a == b"--full" {
+            o.full = true;
+            continue;
+        }
         if a == b"--catch-up" {
             if o.mode.is_some() {
                 bad_combination = true;
@@ -350,6 +356,9 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
     };
     if !ok {
         return Parsed::Usage(String::new());
+    }
+    if o.full && o.mode != Some(CatchUp) {
+        return Parsed::Usage(format!("{a0}: --full works only with --catch-up"));
     }
     if o.json
         && !matches!(
@@ -462,6 +471,8 @@ mod tests {
         }
         assert!(run(&["--json", "-M"]).json);
         assert_eq!(run(&["--catch-up", "-v"]).mode, Some(Mode::CatchUp));
+        assert!(run(&["--catch-up", "--full"]).full);
+        assert!(matches!(p(&["-x", "--full"]), Parsed::Usage(_)));
         for bad in [
             &["--catch-up", "-x"][..],
             &["-x", "--catch-up"],

@@ -205,7 +205,52 @@ fn compare_pair(
         return Ok(true);
     };
     session.close();
+    compare_lists(cfg, db, opts, my, peer, file, remote, true, errors)
+}
 
+/// `--catch-up --full` on the server that was asked: over the asker's own
+/// connection (roles reversed), compare this host's files with the asker's
+/// as `-TIU` would and mark the differences dirty towards the asker, without
+/// printing them (stdout may be the connection).
+pub fn mark_differences_over(
+    cfg: &Config,
+    db: &mut Db,
+    session: &mut Session,
+    my: &[u8],
+    peer: &[u8],
+    client: &ClientOptions,
+    errors: &mut Errors,
+) -> Result<(), Fatal> {
+    let Some(remote) = list_remote(cfg, session, my, peer, None, errors) else {
+        return Ok(());
+    };
+    let opts = CompareOptions {
+        diff: false,
+        init: true,
+        remote_only: false,
+        only_tested_peer: true,
+        only_peers: None,
+        args: Vec::new(),
+        json: false,
+        client,
+    };
+    compare_lists(cfg, db, &opts, my, peer, None, remote, false, errors).map(|_| ())
+}
+
+/// Merges this host's rows with the peer's list, prints the differences
+/// (`print`), marks them (`-I`) or shows their diffs (`-TT`).
+#[allow(clippy::too_many_arguments)]
+fn compare_lists(
+    cfg: &Config,
+    db: &mut Db,
+    opts: &CompareOptions,
+    my: &[u8],
+    peer: &[u8],
+    file: Option<&[u8]>,
+    remote: Vec<(Vec<u8>, Vec<u8>)>,
+    print: bool,
+    errors: &mut Errors,
+) -> Result<bool, Fatal> {
     // both lists as (encoded name, name, checktxt), in encoded order
     let mut local: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = db
         .file_rows_raw(file)?
@@ -249,7 +294,7 @@ fn compare_pair(
         }
     }
 
-    if !opts.diff {
+    if !opts.diff && print {
         let mut out = std::io::stdout().lock();
         for (k, name) in &found {
             let line = if opts.json {

@@ -379,13 +379,32 @@ fn systemd_units() {
         args.map(|a| format!("/usr/sbin/csync2 {a}"))
     );
 
+    // the boot-time catch-up: once, after the network, never in the way
+    let catchup = read("contrib/systemd/csync2-catchup.service");
+    for want in [
+        "ExecStart=/usr/sbin/csync2 --catch-up",
+        "Type=oneshot",
+        "After=network-online.target",
+        "--timeout",
+    ] {
+        assert!(
+            catchup.contains(want),
+            "csync2-catchup.service lacks {want}"
+        );
+    }
+
     if !have("systemd-analyze") {
         eprintln!("note: systemd-analyze is not installed; units not verified");
         return;
     }
     // verify copies that start our binary (/usr/sbin/csync2 may be missing)
     let dir = scratch("units");
-    for u in ["csync2.socket", "csync2@.service", "csync2.service"] {
+    for u in [
+        "csync2.socket",
+        "csync2@.service",
+        "csync2.service",
+        "csync2-catchup.service",
+    ] {
         let t = read(&format!("contrib/systemd/{u}"))
             .replace("/usr/sbin/csync2", env!("CARGO_BIN_EXE_csync2"));
         std::fs::write(dir.join(u), t).expect("write unit copy");
@@ -397,6 +416,7 @@ fn systemd_units() {
             "csync2.socket",
             "csync2@.service",
             "csync2.service",
+            "csync2-catchup.service",
         ])
         .current_dir(&dir)
         .output()

@@ -87,6 +87,27 @@ fn catch_up_from_peers() {
             format!("n1's check finds nothing new ({} rows)", d.len()),
         );
 
+        // both changed one file while cut off: a conflict, never overwritten
+        let n1 = r.n(0).clone();
+        n1.file("base.txt", "changed on n1 while cut off\n", 0o644, T0 + 10);
+        n2.file("base.txt", "changed on n2 meanwhile\n", 0o644, T0 + 11);
+        r.check(0);
+        r.check(1);
+        let o = ask(r, "--catch-up with a conflict");
+        r.expect(
+            r.n(0).read("base.txt").as_deref() == Some(&b"changed on n1 while cut off\n"[..]),
+            "n1's own change is kept",
+        );
+        let pending = |r: &Run, node: usize, towards: usize| {
+            r.dirty(o, node)
+                .iter()
+                .any(|(f, p)| f.ends_with(b"/base.txt") && common::show(p) == r.n(towards).name)
+        };
+        r.expect(
+            pending(r, 0, 1) && pending(r, 1, 0),
+            "the conflict stays dirty on both sides (listed by -M)",
+        );
+
         // the server refuses: nothing is sent
         n2.file("refused.txt", "not sent\n", 0o644, T0 + 4);
         r.check(1);
@@ -130,5 +151,37 @@ fn catch_up_from_peers() {
             format!("the wrong key is refused: {}", common::show(&d.stderr)),
         );
         r.expect(r.n(0).read("refused.txt").is_none(), "nothing was sent");
+
+        // a rebuilt host: database and files lost, then -cIr and --full
+        r.config(CFG);
+        let n1 = r.n(0).clone();
+        for e in std::fs::read_dir(&n1.tree).expect("n1's tree").flatten() {
+            n1.remove(e.file_name().as_encoded_bytes());
+        }
+        let _ = std::fs::remove_dir_all(&n1.db);
+        std::fs::create_dir_all(&n1.db).expect("n1's database directory");
+        r.cmd_ok(0, args!["-cIr", n1.s("")], 0);
+        let fast = r.start_server(1, "-iii");
+        let d = r.cmd(0, args!["--catch-up", "--full", "-P", n2.name.clone()]);
+        r.finish_server(1, fast);
+        r.expect(
+            d.code == Some(0),
+            format!("--full succeeds: {}", common::show(&d.stderr)),
+        );
+        let o = r.recheck("n1 -cr after --full", 0);
+        for f in [
+            "base.txt",
+            "from2.txt",
+            "refused.txt",
+            "dir2",
+            "dir2/deep.txt",
+        ] {
+            r.expect(has(r, o, 0, f), format!("--full brought {f} back"));
+        }
+        let d = r.dirty(o, 0);
+        r.expect(
+            d.is_empty(),
+            format!("n1's database agrees with its files ({} rows)", d.len()),
+        );
     });
 }

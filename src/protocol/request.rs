@@ -77,8 +77,10 @@ pub enum Request<'a> {
     Pipeline(&'a [u8]),
     /// `X-CATCHUP FLAGS KEY…` (ours): the server pushes what it holds
     /// dirty for the client over this connection, roles reversed, for the
-    /// groups of the given keys it shares with the client. FLAGS: `-`.
+    /// groups of the given keys it shares with the client. FLAGS: `full`
+    /// (compare everything first, as `-TIU`) or `-`.
     CatchUp {
+        full: bool,
         keys: Vec<&'a [u8]>,
     },
     /// `X-STAT KEY FILE CHECKTXT` (ours)
@@ -235,8 +237,8 @@ impl<'a> Request<'a> {
                 }
             }
             Request::Pipeline(v) => push_raw(&mut out, v),
-            Request::CatchUp { keys } => {
-                push_raw(&mut out, b"-");
+            Request::CatchUp { full, keys } => {
+                push_raw(&mut out, if *full { b"full" } else { b"-" });
                 for k in keys {
                     push_enc(&mut out, k);
                 }
@@ -324,6 +326,7 @@ impl<'a> Request<'a> {
             w if w == PIPELINE_WORD.as_bytes() => Request::Pipeline(tok(1)),
             b"X-STAT" if extensions => Request::XStat { at, text: tok(3) },
             b"X-CATCHUP" if extensions => Request::CatchUp {
+                full: tok(1) == b"full",
                 keys: toks
                     .iter()
                     .skip(2)
@@ -433,6 +436,7 @@ mod tests {
             b"X-PUT k /l link t 0 0 41471 5\n",
             b"X-PUT k /c chr 259 0 0 8624 5\n",
             b"X-CATCHUP - k1 k2\n",
+            b"X-CATCHUP full k1\n",
         ] {
             assert_eq!(round(line), line, "{}", String::from_utf8_lossy(line));
         }

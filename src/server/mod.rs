@@ -30,6 +30,8 @@ pub struct CatchUpPush<'a> {
     pub cfg: &'a crate::config::Config,
     pub conn: Conn,
     pub peer: &'a [u8],
+    /// compare everything first (`--catch-up --full`)
+    pub full: bool,
     pub options: &'a ServerOptions,
 }
 
@@ -241,13 +243,14 @@ fn serve(
     let code = match end {
         session::End::Normal => 0,
         session::End::Fatal => 1,
-        session::End::CatchUp => {
+        session::End::CatchUp { full } => {
             // the groups the request may see stay selected in `cfg`
             conn.set_corked(false);
             let push = CatchUpPush {
                 cfg: &cfg,
                 conn,
                 peer: &asker,
+                full,
                 options: o,
             };
             match o.catch_up {

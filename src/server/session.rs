@@ -24,8 +24,8 @@ pub enum End {
     /// a fatal error (already logged): close without a reply, exit 1
     Fatal,
     /// the peer asked for a catch-up, which was granted: push to it over
-    /// this connection, roles reversed
-    CatchUp,
+    /// this connection, roles reversed (`full`: compare everything first)
+    CatchUp { full: bool },
 }
 
 pub struct Session<'a> {
@@ -43,8 +43,8 @@ pub struct Session<'a> {
     pub(super) unsynced: cmd::pipeline::Unsynced,
     /// directories already cleared of stale temporary files
     cleaned: std::collections::HashSet<(u64, u64)>,
-    /// a catch-up was granted (X-CATCHUP)
-    pub(super) catch_up: bool,
+    /// a catch-up was granted (X-CATCHUP): Some(full)
+    pub(super) catch_up: Option<bool>,
     /// entries received and applied (created, replaced or removed)
     pub received: usize,
 }
@@ -117,7 +117,7 @@ impl<'a> Session<'a> {
             pipelined: false,
             unsynced: Default::default(),
             cleaned: Default::default(),
-            catch_up: false,
+            catch_up: None,
             received: 0,
         }
     }
@@ -138,8 +138,8 @@ impl<'a> Session<'a> {
             return End::Fatal;
         }
         let _ = self.conn.uncork_flush();
-        if self.catch_up {
-            return End::CatchUp;
+        if let Some(full) = self.catch_up {
+            return End::CatchUp { full };
         }
         end
     }

@@ -10,7 +10,11 @@ use crate::protocol::{self, conn::ConnError};
 use crate::server::session::Session;
 use crate::{log, msg};
 
-pub(in crate::server) fn catch_up(s: &mut Session, keys: &[&[u8]]) -> Result<Done, ConnError> {
+pub(in crate::server) fn catch_up(
+    s: &mut Session,
+    full: bool,
+    keys: &[&[u8]],
+) -> Result<Done, ConnError> {
     let peer = s.peer_name().to_vec();
     if std::env::var_os("CSYNC2_NO_CATCHUP").is_some() {
         log::debug(
@@ -47,6 +51,6 @@ pub(in crate::server) fn catch_up(s: &mut Session, keys: &[&[u8]]) -> Result<Don
     }
     log::debug(1, msg!("Catch-up requested by ", peer, "."));
     s.reply(protocol::OK_CATCHING_UP)?;
-    s.catch_up = true;
+    s.catch_up = Some(full);
     Ok(Done::End)
 }

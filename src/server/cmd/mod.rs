@@ -46,7 +46,7 @@ pub(super) fn run(s: &mut Session, req: &Request, a: Option<&Admitted>) -> Resul
         Request::Group(list) => ident::group(s, list),
         Request::Bye => ident::bye(s),
         Request::Pipeline(version) => pipeline::agree(s, version),
-        Request::CatchUp { ref keys } => catchup::catch_up(s, keys),
+        Request::CatchUp { full, ref keys } => catchup::catch_up(s, full, keys),
         Request::List {
             myname,
             file: ref f,
