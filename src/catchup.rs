@@ -50,8 +50,10 @@ fn peers(cfg: &Config) -> Vec<Peerage> {
     out
 }
 
-/// The asker's side: every peer (or those of `-P`) in turn. Returns the
-/// errors met; one line per peer says what came of it.
+/// The asker's side: every peer (or those of `-P`) at once, each in a
+/// thread with its own connection to the database; each peer's messages
+/// are printed as one block, in peer order. Returns the errors met; one
+/// line per peer says what came of it.
 pub fn ask(
     cfg: &Config,
     db: &mut Db,
@@ -59,22 +61,60 @@ pub fn ask(
     only_peers: Option<&[Vec<u8>]>,
     full: bool,
 ) -> Result<Errors, Fatal> {
-    let mut errors = Errors::default();
-    for (peer, me, keys) in peers(cfg) {
-        if let Some(only) = only_peers
-            && !only.iter().any(|p| p.eq_ignore_ascii_case(&peer))
-        {
-            continue;
-        }
-        let ask = Ask {
-            peer: &peer,
-            me: &me,
-            keys: &keys,
-            full,
-        };
-        ask_one(cfg, db, copts, &ask, &mut errors)?;
+    let peers: Vec<Peerage> = peers(cfg)
+        .into_iter()
+        .filter(|(peer, _, _)| match only_peers {
+            Some(only) => only.iter().any(|p| p.eq_ignore_ascii_case(peer)),
+            None => true,
+        })
+        .collect();
+    let mut dbs = Vec::new();
+    for _ in &peers {
+        dbs.push(db.reopen()?);
     }
-    Ok(errors)
+    let ended: Vec<(Vec<log::Held>, Result<Errors, Fatal>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = peers
+            .iter()
+            .zip(dbs)
+            .map(|((peer, me, keys), mut db)| {
+                scope.spawn(move || {
+                    let ask = Ask {
+                        peer,
+                        me,
+                        keys,
+                        full,
+                    };
+                    let mut held = Vec::new();
+                    let mut errors = Errors::default();
+                    let r = log::capture(&mut held, || {
+                        ask_one(cfg, &mut db, copts, &ask, &mut errors)
+                    });
+                    (held, r.map(|_| errors))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (Vec::new(), Err(Fatal::msg("A catch-up thread failed."))))
+            })
+            .collect()
+    });
+    let mut errors = Errors::default();
+    let mut fatal = None;
+    for (held, r) in ended {
+        log::replay(held);
+        match r {
+            Ok(e) => errors.add(e),
+            Err(f) if fatal.is_none() => fatal = Some(f),
+            Err(_) => {}
+        }
+    }
+    match fatal {
+        Some(f) => Err(f),
+        None => Ok(errors),
+    }
 }
 
 /// One request.

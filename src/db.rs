@@ -163,6 +163,8 @@ pub struct Db {
     /// real program does (visible in a database left by a killed `-cr`)
     eager: u64,
     tx_start: Instant,
+    /// how it was opened, for another connection to it
+    opened: (Location, i32, bool, bool),
 }
 
 /// A database failure: the message the real program prints.
@@ -292,9 +294,17 @@ impl Db {
             eager: 50,
             statements: 0,
             tx_start: Instant::now(),
+            opened: (loc.clone(), lock_timeout, batching, async_writes),
         };
         db.ensure_schema()?;
         Ok(db)
+    }
+
+    /// Another connection to the same database (a thread of its own that
+    /// serves a session; SQLite's locking orders their writes).
+    pub fn reopen(&self) -> Result<Db> {
+        let (loc, lock_timeout, batching, async_writes) = &self.opened;
+        Db::open(loc, *lock_timeout, *batching, *async_writes)
     }
 
     fn has_schema(&self) -> bool {

@@ -102,6 +102,7 @@ pub enum Net {
     Slowpeer = 75,
     // tests/net_catchup.rs
     Catchup = 76,
+    Catchup4 = 77,
 }
 
 impl Net {
