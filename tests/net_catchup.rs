@@ -152,6 +152,22 @@ fn catch_up_from_peers() {
         );
         r.expect(r.n(0).read("refused.txt").is_none(), "nothing was sent");
 
+        // a foreign host: n2's configuration does not list n1
+        r.config(CFG);
+        let mut foreign = CFG.replace("host {N1} {N2} {N3};", "host {N2} {N3};");
+        if r.transport == Transport::Tls {
+            foreign = foreign.replace("nossl * *;\n", "");
+        }
+        n2.write_etc("csync2.cfg", &r.subst(&foreign));
+        let fast = r.start_server(1, "-iii");
+        let d = r.cmd(0, args!["--catch-up", "-P", n2.name.clone()]);
+        r.finish_server(1, fast);
+        r.expect(d.code == Some(1), format!("a foreign host exits 1: {}", d.status()));
+        r.expect(
+            r.n(0).read("refused.txt").is_none(),
+            "nothing was sent to a foreign host",
+        );
+
         // a rebuilt host: database and files lost, then -cIr and --full
         r.config(CFG);
         let n1 = r.n(0).clone();
