@@ -162,7 +162,10 @@ fn catch_up_from_peers() {
         let fast = r.start_server(1, "-iii");
         let d = r.cmd(0, args!["--catch-up", "-P", n2.name.clone()]);
         r.finish_server(1, fast);
-        r.expect(d.code == Some(1), format!("a foreign host exits 1: {}", d.status()));
+        r.expect(
+            d.code == Some(1),
+            format!("a foreign host exits 1: {}", d.status()),
+        );
         r.expect(
             r.n(0).read("refused.txt").is_none(),
             "nothing was sent to a foreign host",
@@ -291,6 +294,68 @@ fn catch_up_from_several_while_one_is_down() {
         }
         let c = r.recheck("n1 -cr", 0);
         let d = r.dirty(c, 0);
+        r.expect(
+            d.is_empty(),
+            format!("n1's database agrees with its files ({} rows)", d.len()),
+        );
+    });
+}
+
+/// A catch-up while another peer pushes to the same host: n1's server
+/// receives n2's `-x` while n1's `--catch-up` receives from n3, both
+/// writing n1's database at once; everything arrives and n1's database
+/// agrees with its files.
+#[test]
+fn catch_up_while_another_peer_pushes() {
+    solo("catchupx", Net::Catchupx, 3, &[0, 1, 2], &[MODE_D], |r| {
+        r.config(CFG);
+        for i in 0..3 {
+            r.n(i).clone().file("base.txt", "base\n", 0o644, T0);
+        }
+        r.init();
+        let (n2, n3) = (r.n(1).clone(), r.n(2).clone());
+        n2.mkdir("by2", 0o755);
+        n3.mkdir("by3", 0o755);
+        for k in 0..200 {
+            n2.file(format!("by2/f{k:03}"), pseudo_text(2000, k), 0o644, T0 + 1);
+            n3.file(
+                format!("by3/f{k:03}"),
+                pseudo_text(2000, 1000 + k),
+                0o644,
+                T0 + 1,
+            );
+        }
+        r.check(2);
+        r.fix_mtimes();
+        // n1 serves n2's push and asks n3, at the same time
+        let s1 = r.start_server(0, "-iii");
+        let s3 = r.start_server(2, "-iii");
+        let push = r
+            .n(1)
+            .spawn(&["-x".into(), "-P".into(), r.n(0).name.clone().into()]);
+        let ask = r
+            .n(0)
+            .spawn(&["--catch-up".into(), "-P".into(), n3.name.clone().into()]);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let (push, ask) = (push.wait_until(end), ask.wait_until(end));
+        r.finish_server(0, s1);
+        r.finish_server(2, s3);
+        r.expect(
+            push.code == Some(0),
+            format!("n2's push succeeds: {}", common::show(&push.stderr)),
+        );
+        r.expect(
+            ask.code == Some(0),
+            format!("the catch-up succeeds: {}", common::show(&ask.stderr)),
+        );
+        let o = r.recheck("n1 -cr", 0);
+        for k in [0, 199] {
+            for d in ["by2", "by3"] {
+                let f = format!("{d}/f{k:03}");
+                r.expect(has(r, o, 0, &f), format!("n1 got {f}"));
+            }
+        }
+        let d = r.dirty(o, 0);
         r.expect(
             d.is_empty(),
             format!("n1's database agrees with its files ({} rows)", d.len()),

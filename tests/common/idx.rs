@@ -103,6 +103,7 @@ pub enum Net {
     // tests/net_catchup.rs
     Catchup = 76,
     Catchup4 = 77,
+    Catchupx = 78,
 }
 
 impl Net {
