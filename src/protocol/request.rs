@@ -170,19 +170,6 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Whether this is one of our extensions (understood only by our
-    /// server, and only after pipelining was agreed, except the request
-    /// that agrees it).
-    pub fn is_extension(&self) -> bool {
-        matches!(
-            self,
-            Request::Pipeline(_)
-                | Request::XStat { .. }
-                | Request::XPut { .. }
-                | Request::CatchUp { .. }
-        )
-    }
-
     /// The request line, `\n`-terminated.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
