@@ -272,6 +272,7 @@ impl<'a> Run<'a> {
             Mode::Update | Mode::CheckUpdate | Mode::Simple => self.update(mode, db),
             Mode::Test { diff } => self.test(db, diff),
             Mode::CatchUp => self.catch_up(db),
+            Mode::Status => Ok(Ended::ok(crate::status::show(self.cfg, db, o.json)?)),
             Mode::Server(_) => unreachable!("handled before the config is read"),
         }
     }

@@ -78,7 +78,7 @@ impl<'a> Checker<'a> {
 
     /// The errors met so far (directories that could not be read).
     pub fn errors(&self) -> Errors {
-        self.errors
+        self.errors.clone()
     }
 
     /// Tells `w` of each new or changed file that gets marked dirty.

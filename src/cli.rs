@@ -34,6 +34,8 @@ pub enum Mode {
     Server(u8),
     /// `--catch-up` (ours)
     CatchUp,
+    /// `--status` (ours)
+    Status,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -243,6 +245,13 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
             o.json = true;
             continue;
         }
+        if a == b"--status" {
+            if o.mode.is_some() {
+                bad_combination = true;
+            }
+            o.mode = Some(Mode::Status);
+            continue;
+        }
         if a == b"--full" {
             o.full = true;
             continue;
@@ -352,7 +361,7 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
         Some(Hint | Check | Update | CheckUpdate | Simple | CompareList | Force | Mark) => true,
         Some(ListPair) => n == 2,
         Some(Test { .. }) => n <= 3,
-        Some(ListHints | ListFiles | ListDirty | Remove | Server(_) | CatchUp) => n == 0,
+        Some(ListHints | ListFiles | ListDirty | Remove | Server(_) | CatchUp | Status) => n == 0,
     };
     if !ok {
         return Parsed::Usage(String::new());
@@ -363,11 +372,11 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
     if o.json
         && !matches!(
             o.mode,
-            Some(ListHints | ListFiles | ListDirty | ListPair | Test { diff: false })
+            Some(ListHints | ListFiles | ListDirty | ListPair | Test { diff: false } | Status)
         )
     {
         return Parsed::Usage(format!(
-            "{a0}: --json works only with -H, -L, -M, -S and -T"
+            "{a0}: --json works only with -H, -L, -M, -S, -T and --status"
         ));
     }
     Parsed::Run(Box::new(o))

@@ -300,6 +300,19 @@ impl Db {
         Ok(db)
     }
 
+    /// The file beside the database where the update records each peer's
+    /// last successful push and last error (`--status`).
+    pub fn peer_state_file(&self) -> Option<PathBuf> {
+        match &self.opened.0 {
+            Location::Sqlite { path, .. } => {
+                let mut p = path.clone().into_os_string();
+                p.push(".peers");
+                Some(PathBuf::from(p))
+            }
+            Location::Unsupported { .. } => None,
+        }
+    }
+
     /// Another connection to the same database (a thread of its own that
     /// serves a session; SQLite's locking orders their writes).
     pub fn reopen(&self) -> Result<Db> {

@@ -37,6 +37,18 @@ impl Obj {
         self
     }
 
+    pub fn null(mut self, k: &str) -> Obj {
+        self.map.insert(k.to_string(), Value::Null);
+        self
+    }
+
+    /// A list of objects.
+    pub fn list(mut self, k: &str, v: Vec<Obj>) -> Obj {
+        let items = v.into_iter().map(|o| Value::Object(o.map)).collect();
+        self.map.insert(k.to_string(), Value::Array(items));
+        self
+    }
+
     pub fn num(mut self, k: &str, v: i64) -> Obj {
         self.map.insert(k.to_string(), Value::from(v));
         self

@@ -33,6 +33,7 @@ pub mod progress;
 pub mod protocol;
 pub mod server;
 pub mod setup;
+pub mod status;
 pub mod tls;
 pub mod update;
 pub mod urlenc;

@@ -96,29 +96,44 @@ pub fn anything_printed() -> bool {
 /// The errors an operation met (for `Finished with N errors.` and the exit
 /// code): each is printed at level 0 as it happens and counted here; the
 /// operation returns the count to its caller.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Errors(u32);
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Errors {
+    count: u32,
+    /// the first message, for `--status`'s `last_error`
+    first: Option<Vec<u8>>,
+}
 
 impl Errors {
     /// Prints an error message (level 0) and counts it.
     pub fn error(&mut self, msg: impl AsRef<[u8]>) {
-        self.0 += 1;
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(msg.as_ref().to_vec());
+        }
         debug(0, msg);
     }
 
     /// Counts an error whose message was printed otherwise (or not at all,
     /// as the real client's refused HELLO in update mode).
     pub fn count(&mut self) {
-        self.0 += 1;
+        self.count += 1;
     }
 
     /// Adds what another operation met.
     pub fn add(&mut self, other: Errors) {
-        self.0 += other.0;
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
     }
 
-    pub fn total(self) -> u32 {
-        self.0
+    pub fn total(&self) -> u32 {
+        self.count
+    }
+
+    /// The first error's message, if it had one.
+    pub fn first(&self) -> Option<&[u8]> {
+        self.first.as_deref()
     }
 }
 

@@ -113,6 +113,34 @@ fn silent_peer_and_closed_port() {
         let d = diff_trees(&want, &got, "sender", "n2");
         r.expect(d.is_empty(), format!("n2 got everything: {d:?}"));
 
+        // --status: n2 synced, n3 pending with its error
+        let st = r.cmd(0, args!["--status", "--json"]);
+        r.expect(
+            st.code == Some(0),
+            format!("--status exits 0: {}", st.status()),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        let peer = |name: &str| {
+            v["peers"]
+                .as_array()
+                .and_then(|a| a.iter().find(|p| p["name"] == name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (p2, p3) = (peer(&r.n(1).name), peer(&n3.name));
+        r.expect(
+            v["host"] == r.n(0).name.as_str() && v["watching"] == false,
+            format!("--status names this host and no daemon: {v}"),
+        );
+        r.expect(
+            p2["pending"] == 0 && p2["last_sync"].is_string() && p2["last_error"].is_null(),
+            format!("n2: nothing pending, synced, no error: {p2}"),
+        );
+        r.expect(
+            p3["pending"] == 4 && p3["last_sync"].is_null() && p3["last_error"].is_string(),
+            format!("n3: 4 pending, never synced, its error: {p3}"),
+        );
+
         // -T with the silent peer: it ends, and says which peer was silent
         let silent = Silent::start(&n3);
         let t = Instant::now();

@@ -143,7 +143,14 @@ impl PeerDb for Proxy {
 /// finished, printing each peer's block as soon as the blocks before it
 /// are out. Returns the errors of all peers, or the first fatal error (in
 /// peer order, after every block was printed).
-pub fn serve(cfg: &Config, db: &mut Db, rx: Receiver<Req>, n: usize) -> Result<Errors, Fatal> {
+pub fn serve(
+    cfg: &Config,
+    db: &mut Db,
+    rx: Receiver<Req>,
+    peers: &[Vec<u8>],
+    dry_run: bool,
+) -> Result<Errors, Fatal> {
+    let n = peers.len();
     type Ended = (Vec<Held>, Result<Errors, Fatal>);
     let mut results: Vec<Option<Ended>> = (0..n).map(|_| None).collect();
     let mut printed = 0;
@@ -179,6 +186,9 @@ pub fn serve(cfg: &Config, db: &mut Db, rx: Receiver<Req>, n: usize) -> Result<E
                 held,
                 result,
             } => {
+                if let (Ok(e), false) = (&result, dry_run) {
+                    crate::status::record(db, &[(peers[index].clone(), super::outcome(e))]);
+                }
                 results[index] = Some((held, result));
                 finished += 1;
                 while printed < n {

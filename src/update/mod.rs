@@ -120,7 +120,11 @@ pub fn update(
     if peers.len() <= 1 || std::env::var_os("CSYNC2_SERIAL_PEERS").is_some() {
         let mut errors = Errors::default();
         for (peer, s) in peers.iter().zip(sessions) {
-            errors.add(update_peer(cfg, db, opts, peer, s)?);
+            let e = update_peer(cfg, db, opts, peer, s)?;
+            if !opts.dry_run {
+                crate::status::record(db, &[(peer.clone(), outcome(&e))]);
+            }
+            errors.add(e);
         }
         return Ok(errors);
     }
@@ -143,8 +147,19 @@ pub fn update(
             });
         }
         drop(tx);
-        db::serve(cfg, db, rx, peers.len())
+        db::serve(cfg, db, rx, &peers, opts.dry_run)
     })
+}
+
+/// How a peer's update ended, for `--status`: Ok, or its first error.
+pub(crate) fn outcome(e: &Errors) -> Result<(), Vec<u8>> {
+    match e.total() {
+        0 => Ok(()),
+        n => Err(e
+            .first()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| format!("{n} errors").into_bytes())),
+    }
 }
 
 /// The row is selected by the command-line arguments (prefix forms too:

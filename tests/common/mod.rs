@@ -744,6 +744,8 @@ impl Env {
                     it.filter_map(|e| e.ok())
                         .map(|e| e.file_name())
                         .filter(|n| !n.as_bytes().ends_with(b"-journal"))
+                        // ours only: each peer's last push, for --status
+                        .filter(|n| !n.as_bytes().ends_with(b".peers"))
                         .collect()
                 })
                 .unwrap_or_default()
