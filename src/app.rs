@@ -273,6 +273,7 @@ impl<'a> Run<'a> {
             Mode::Test { diff } => self.test(db, diff),
             Mode::CatchUp => self.catch_up(db),
             Mode::Status => Ok(Ended::ok(crate::status::show(self.cfg, db, o.json)?)),
+            Mode::Watch => self.watch(db),
             Mode::Server(_) => unreachable!("handled before the config is read"),
         }
     }
@@ -426,6 +427,28 @@ impl<'a> Run<'a> {
         }
         db.commit()?;
         errors.add(crate::update::update(self.cfg, db, &uopts, streamed)?);
+        Ok(Ended { code: 0, errors })
+    }
+
+    /// `--watch`
+    fn watch(&self, db: &mut Db) -> Result<Ended, Fatal> {
+        self.timeout_ok()?;
+        let o = self.o;
+        let delay = o.delay.as_deref().and_then(setup::seconds).unwrap_or(1.0);
+        let uopts = UpdateOptions {
+            dry_run: false,
+            recursive: false,
+            only_peers: o.only_peers.as_deref().map(cli::split_list),
+            args: Vec::new(),
+            client: &self.client,
+        };
+        let wopts = crate::watch::WatchOptions {
+            delay: std::time::Duration::from_secs_f64(delay),
+            check: &self.check,
+            update: &uopts,
+            client: &self.client,
+        };
+        let errors = crate::watch::run(self.cfg, db, &wopts)?;
         Ok(Ended { code: 0, errors })
     }
 

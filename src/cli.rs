@@ -36,6 +36,8 @@ pub enum Mode {
     CatchUp,
     /// `--status` (ours)
     Status,
+    /// `--watch` (ours)
+    Watch,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -67,6 +69,8 @@ pub struct Options {
     pub timeout: Option<Vec<u8>>,
     /// `--full` with `--catch-up` (our addition)
     pub full: bool,
+    /// `--delay SECONDS` with `--watch` (our addition)
+    pub delay: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -245,6 +249,31 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
             o.json = true;
             continue;
         }
+        if a == b"--watch" {
+            if o.mode.is_some() {
+                bad_combination = true;
+            }
+            o.mode = Some(Mode::Watch);
+            continue;
+        }
+        if a == b"--delay" || a.starts_with(b"--delay=") {
+            let value = if let Some(v) = a.strip_prefix(b"--delay=") {
+                v.to_vec()
+            } else if i < args.len() {
+                i += 1;
+                args[i - 1].clone()
+            } else {
+                return Parsed::Usage(format!("{a0}: --delay needs a number of seconds"));
+            };
+            if crate::setup::seconds(&value).is_none() {
+                return Parsed::Usage(format!(
+                    "{a0}: --delay needs a number of seconds, not '{}'",
+                    String::from_utf8_lossy(&value)
+                ));
+            }
+            o.delay = Some(value);
+            continue;
+        }
         if a == b"--status" {
             if o.mode.is_some() {
                 bad_combination = true;
@@ -361,10 +390,15 @@ fn parse_into(argv: &[OsString], effects: &mut Vec<Effect>) -> Parsed {
         Some(Hint | Check | Update | CheckUpdate | Simple | CompareList | Force | Mark) => true,
         Some(ListPair) => n == 2,
         Some(Test { .. }) => n <= 3,
-        Some(ListHints | ListFiles | ListDirty | Remove | Server(_) | CatchUp | Status) => n == 0,
+        Some(ListHints | ListFiles | ListDirty | Remove | Server(_) | CatchUp | Status | Watch) => {
+            n == 0
+        }
     };
     if !ok {
         return Parsed::Usage(String::new());
+    }
+    if o.delay.is_some() && o.mode != Some(Watch) {
+        return Parsed::Usage(format!("{a0}: --delay works only with --watch"));
     }
     if o.full && o.mode != Some(CatchUp) {
         return Parsed::Usage(format!("{a0}: --full works only with --catch-up"));
@@ -481,6 +515,9 @@ mod tests {
         assert!(run(&["--json", "-M"]).json);
         assert_eq!(run(&["--catch-up", "-v"]).mode, Some(Mode::CatchUp));
         assert!(run(&["--catch-up", "--full"]).full);
+        assert_eq!(run(&["--watch", "--delay", "0.2"]).mode, Some(Mode::Watch));
+        assert!(matches!(p(&["-x", "--delay", "1"]), Parsed::Usage(_)));
+        assert!(matches!(p(&["--watch", "--delay", "x"]), Parsed::Usage(_)));
         assert!(matches!(p(&["-x", "--full"]), Parsed::Usage(_)));
         for bad in [
             &["--catch-up", "-x"][..],

@@ -37,6 +37,7 @@ pub mod status;
 pub mod tls;
 pub mod update;
 pub mod urlenc;
+pub mod watch;
 
 /// A fatal error: its message is printed and the program exits 1.
 #[derive(Debug)]

@@ -379,6 +379,15 @@ fn systemd_units() {
         args.map(|a| format!("/usr/sbin/csync2 {a}"))
     );
 
+    let watch = read("contrib/systemd/csync2-watch.service");
+    for want in [
+        "ExecStart=/usr/sbin/csync2 --watch",
+        "Restart=on-failure",
+        "After=network-online.target",
+    ] {
+        assert!(watch.contains(want), "csync2-watch.service lacks {want}");
+    }
+
     // the boot-time catch-up: once, after the network, never in the way
     let catchup = read("contrib/systemd/csync2-catchup.service");
     for want in [
@@ -404,6 +413,7 @@ fn systemd_units() {
         "csync2@.service",
         "csync2.service",
         "csync2-catchup.service",
+        "csync2-watch.service",
     ] {
         let t = read(&format!("contrib/systemd/{u}"))
             .replace("/usr/sbin/csync2", env!("CARGO_BIN_EXE_csync2"));
@@ -417,6 +427,7 @@ fn systemd_units() {
             "csync2@.service",
             "csync2.service",
             "csync2-catchup.service",
+            "csync2-watch.service",
         ])
         .current_dir(&dir)
         .output()

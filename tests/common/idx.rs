@@ -104,6 +104,8 @@ pub enum Net {
     Catchup = 76,
     Catchup4 = 77,
     Catchupx = 78,
+    // tests/net_watch.rs
+    Watch = 79,
 }
 
 impl Net {

@@ -1,0 +1,93 @@
+//! `csync2 --watch` (issue 15, first slice): changes on node 1 reach node 2
+//! within seconds without any `-x`: a new file, an append, a mode change,
+//! `mkdir -p` with content, a deletion and an `rm -rf` of a subtree; the
+//! daemon stops on SIGTERM with exit 0.
+//!
+//! Needs root; see `tests/net_interop.rs` for the environment variables.
+
+mod common;
+mod net;
+mod netx;
+
+use net::*;
+use netx::*;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+/// Waits until `cond` holds (at most 20 s); how long it took.
+fn arrives(cond: impl Fn() -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if cond() {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn changes_arrive_without_a_run() {
+    solo("watch", Net::Watch, 2, &[1], &[MODE_D], |r| {
+        let (a, b) = (r.n(0).clone(), r.n(1).clone());
+        a.file("old.txt", "old\n", 0o644, T0);
+        b.file("old.txt", "old\n", 0o644, T0);
+        r.init();
+        let daemon = r.start_server(1, "-ii");
+        let watcher = a.spawn(&[
+            "--watch".into(),
+            "--delay".into(),
+            "0.3".into(),
+            "-v".into(),
+        ]);
+        // the start-up (check, catch-up, push) is over when a first
+        // change gets through
+        a.file("new.txt", "new\n", 0o644, T0 + 1);
+        let first = arrives(|| b.read("new.txt").as_deref() == Some(&b"new\n"[..]));
+        r.expect(first.is_some(), "a new file arrives");
+
+        let mut steps: Vec<(&str, Option<Duration>)> = Vec::new();
+        std::fs::write(a.p("new.txt"), "new\nmore\n").expect("append");
+        steps.push((
+            "an append",
+            arrives(|| b.read("new.txt").as_deref() == Some(&b"new\nmore\n"[..])),
+        ));
+        std::fs::set_permissions(a.p("old.txt"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        steps.push((
+            "a mode change",
+            arrives(|| {
+                std::fs::metadata(b.p("old.txt"))
+                    .is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600)
+            }),
+        ));
+        std::fs::create_dir_all(a.p("x/y/z")).expect("mkdir -p");
+        std::fs::write(a.p("x/y/z/f"), "deep\n").expect("write deep");
+        steps.push((
+            "mkdir -p with content",
+            arrives(|| b.read("x/y/z/f").as_deref() == Some(&b"deep\n"[..])),
+        ));
+        std::fs::remove_file(a.p("old.txt")).expect("rm");
+        steps.push(("a deletion", arrives(|| !b.p("old.txt").exists())));
+        std::fs::remove_dir_all(a.p("x")).expect("rm -rf");
+        steps.push(("rm -rf of a subtree", arrives(|| !b.p("x").exists())));
+        for (what, took) in steps {
+            r.expect(took.is_some(), format!("{what} arrives within 20 s"));
+        }
+
+        // SIGTERM: exit 0 within a few seconds
+        unsafe { libc::kill(watcher.pid as i32, libc::SIGTERM) };
+        let d = watcher.wait_until(Instant::now() + Duration::from_secs(10));
+        r.expect(
+            d.code == Some(0),
+            format!("the watcher stops on SIGTERM with exit 0: {}", d.status()),
+        );
+        r.stop_daemon(1, daemon);
+        let o = r.recheck("n2 -cr", 1);
+        let dirty = r.dirty(o, 1);
+        r.expect(
+            dirty.is_empty(),
+            format!("n2's database agrees with its files ({} rows)", dirty.len()),
+        );
+    });
+}
