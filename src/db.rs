@@ -300,6 +300,12 @@ impl Db {
         Ok(db)
     }
 
+    /// The file a `--watch` daemon holds locked while it runs on this
+    /// database (`--status` tells from the lock, not from the file).
+    pub fn watch_lock_file(&self) -> Option<PathBuf> {
+        self.peer_state_file().map(|p| p.with_extension("watch"))
+    }
+
     /// The file beside the database where the update records each peer's
     /// last successful push and last error (`--status`).
     pub fn peer_state_file(&self) -> Option<PathBuf> {

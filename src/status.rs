@@ -152,8 +152,7 @@ fn peers(cfg: &Config) -> Vec<Vec<u8>> {
 pub fn show(cfg: &Config, db: &Db, json: bool) -> Result<i32, Fatal> {
     let states = read(db);
     let rows = db.dirty_rows()?;
-    // no daemon exists yet that could be watching this database
-    let watching = false;
+    let watching = crate::watch::watching(db);
     let mut out = Vec::new();
     let mut list = Vec::new();
     if !json {

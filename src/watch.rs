@@ -135,6 +135,12 @@ pub struct WatchOptions<'a> {
 /// Runs until SIGTERM or SIGINT; the errors met are reported as they
 /// happen (a daemon's run has no total).
 pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal> {
+    // one daemon per database; the lock goes with the process, so a
+    // killed daemon never looks alive to --status
+    let _lock = match db.watch_lock_file() {
+        Some(path) => Some(lock_watch(&path)?),
+        None => None,
+    };
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -236,6 +242,45 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
     }
     log::debug(1, "Stopped by a signal.");
     Ok(Errors::default())
+}
+
+/// Takes the daemon's lock beside the database (and writes its pid there
+/// for people); Err when another daemon holds it.
+fn lock_watch(path: &std::path::Path) -> Result<std::fs::File, Fatal> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| {
+            Fatal::msg(format!(
+                "Cannot open {}: {}",
+                path.display(),
+                log::strerror(&e)
+            ))
+        })?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Fatal::msg(format!(
+            "Another csync2 --watch runs on this database (it holds {}).",
+            path.display()
+        )));
+    }
+    let _ = f.set_len(0);
+    let _ = writeln!(f, "{}", std::process::id());
+    Ok(f)
+}
+
+/// Whether a `--watch` daemon holds the lock of this database.
+pub fn watching(db: &Db) -> bool {
+    let Some(path) = db.watch_lock_file() else {
+        return false;
+    };
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    !free
 }
 
 /// Pushes what is dirty. Some((when, wait)): a peer kept rows dirty; try

@@ -75,6 +75,25 @@ fn changes_arrive_without_a_run() {
             r.expect(took.is_some(), format!("{what} arrives within 20 s"));
         }
 
+        // --status sees the daemon; a second one on the same database is
+        // refused
+        let st = r.cmd(0, args!["--status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        r.expect(
+            v["watching"] == true,
+            format!("--status: watching while it runs: {v}"),
+        );
+        let second = r.cmd(0, args!["--watch"]);
+        r.expect(
+            second.code == Some(1)
+                && common::show(&second.stderr)
+                    .contains("Another csync2 --watch runs on this database"),
+            format!(
+                "a second watcher is refused: {}",
+                common::show(&second.stderr)
+            ),
+        );
+
         // SIGTERM: exit 0 within a few seconds
         unsafe { libc::kill(watcher.pid as i32, libc::SIGTERM) };
         let d = watcher.wait_until(Instant::now() + Duration::from_secs(10));
@@ -83,6 +102,12 @@ fn changes_arrive_without_a_run() {
             format!("the watcher stops on SIGTERM with exit 0: {}", d.status()),
         );
         r.stop_daemon(1, daemon);
+        let st = r.cmd(0, args!["--status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        r.expect(
+            v["watching"] == false,
+            format!("--status: not watching after it stopped: {v}"),
+        );
         let o = r.recheck("n2 -cr", 1);
         let dirty = r.dirty(o, 1);
         r.expect(
