@@ -71,9 +71,43 @@ fn changes_arrive_without_a_run() {
         steps.push(("a deletion", arrives(|| !b.p("old.txt").exists())));
         std::fs::remove_dir_all(a.p("x")).expect("rm -rf");
         steps.push(("rm -rf of a subtree", arrives(|| !b.p("x").exists())));
+        std::fs::rename(a.p("new.txt"), a.p("renamed.txt")).expect("rename");
+        steps.push((
+            "a file renamed",
+            arrives(|| b.p("renamed.txt").exists() && !b.p("new.txt").exists()),
+        ));
+        std::fs::create_dir(a.p("d1")).expect("mkdir");
+        std::fs::write(a.p("d1/f"), "in d1\n").expect("write");
+        steps.push(("a new directory", arrives(|| b.p("d1/f").exists())));
+        std::fs::rename(a.p("d1"), a.p("d2")).expect("rename dir");
+        steps.push((
+            "a directory renamed",
+            arrives(|| b.read("d2/f").as_deref() == Some(&b"in d1\n"[..]) && !b.p("d1").exists()),
+        ));
+        std::fs::remove_file(a.p("renamed.txt")).expect("rm");
+        std::os::unix::fs::symlink("d2/f", a.p("renamed.txt")).expect("symlink");
+        steps.push((
+            "a file turned symlink",
+            arrives(|| std::fs::symlink_metadata(b.p("renamed.txt")).is_ok_and(|m| m.is_symlink())),
+        ));
         for (what, took) in steps {
             r.expect(took.is_some(), format!("{what} arrives within 20 s"));
         }
+
+        // the peer down and back: its files arrive without a new change
+        r.stop_daemon(1, daemon);
+        a.file(
+            "while_down.txt",
+            "written while n2 was down\n",
+            0o644,
+            T0 + 5,
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        let daemon = r.start_server(1, "-ii");
+        r.expect(
+            arrives(|| b.read("while_down.txt").is_some()).is_some(),
+            "a file written while the peer was down arrives when it is back",
+        );
 
         // --status sees the daemon; a second one on the same database is
         // refused
