@@ -33,6 +33,15 @@ fn changes_arrive_without_a_run() {
         a.file("old.txt", "old\n", 0o644, T0);
         b.file("old.txt", "old\n", 0o644, T0);
         r.init();
+        // n2 changed a file while n1's watcher was not running: the
+        // start-up catch-up brings it
+        b.file(
+            "from_b.txt",
+            "written on n2 before the start\n",
+            0o644,
+            T0 + 1,
+        );
+        r.check(1);
         let daemon = r.start_server(1, "-ii");
         let watcher = a.spawn(&[
             "--watch".into(),
@@ -45,6 +54,10 @@ fn changes_arrive_without_a_run() {
         a.file("new.txt", "new\n", 0o644, T0 + 1);
         let first = arrives(|| b.read("new.txt").as_deref() == Some(&b"new\n"[..]));
         r.expect(first.is_some(), "a new file arrives");
+        r.expect(
+            a.read("from_b.txt").is_some(),
+            "the start-up catch-up brought n2's change",
+        );
 
         let mut steps: Vec<(&str, Option<Duration>)> = Vec::new();
         std::fs::write(a.p("new.txt"), "new\nmore\n").expect("append");
