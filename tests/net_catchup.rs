@@ -205,100 +205,120 @@ fn catch_up_from_peers() {
     });
 }
 
-/// Four hosts: n1 was down while n2 and n3 added whole trees, changed
+/// Five hosts: n1 was down while n2, n3 and n4 added whole trees, changed
 /// types and modes and deleted files; n1's own server is not running; it
-/// catches up from both at once, while n4 is down (named, exit 1, the
+/// catches up from all three at once, while n5 is down (named, exit 1, the
 /// others served).
 #[test]
 fn catch_up_from_several_while_one_is_down() {
-    solo("catchup4", Net::Catchup4, 4, &[1, 2, 3], &[MODE_D], |r| {
-        r.config(
-            "nossl * *;\ngroup all {\n    host {N1} {N2} {N3} {N4};\n    key g.key;\n    \
+    solo(
+        "catchup4",
+        Net::Catchup4,
+        5,
+        &[1, 2, 3, 4],
+        &[MODE_D],
+        |r| {
+            r.config(
+                "nossl * *;\ngroup all {\n    host {N1} {N2} {N3} {N4} {N5};\n    key g.key;\n    \
              include {SYNC};\n}\n",
-        );
-        for i in 0..4 {
-            let n = r.n(i).clone();
-            n.file("keep.txt", "everywhere\n", 0o644, T0);
-            n.file("gone2.txt", "deleted on n2\n", 0o644, T0);
-            n.file("mode3.txt", "mode changes on n3\n", 0o644, T0);
-            n.file("f2d", "becomes a directory on n2\n", 0o644, T0);
-        }
-        r.init();
-        let (n2, n3) = (r.n(1).clone(), r.n(2).clone());
-        n2.mkdir("tree2", 0o755);
-        n2.mkdir("tree2/sub", 0o700);
-        for k in 0..20 {
-            n2.file(
-                format!("tree2/sub/f{k:02}"),
-                pseudo_text(500 + k, k as u64),
-                0o644,
-                T0 + 1,
             );
-        }
-        n2.remove("gone2.txt");
-        n2.remove("f2d");
-        n2.mkdir("f2d", 0o755);
-        n2.file("f2d/inside", "inside\n", 0o644, T0 + 2);
-        n3.file("mode3.txt", "mode changes on n3\n", 0o600, T0);
-        n3.symlink("link3", "keep.txt");
-        r.check(1);
-        r.check(2);
-        // n3 gets n2's changes first, as a running cluster would
-        let o = exchange(
-            r,
-            "n2 -x to n3",
-            1,
-            &[2],
-            "-iii",
-            args!["-x", "-P", r.n(2).name.clone()],
-        );
-        r.expect_code(o, 0);
+            for i in 0..5 {
+                let n = r.n(i).clone();
+                n.file("keep.txt", "everywhere\n", 0o644, T0);
+                n.file("gone2.txt", "deleted on n2\n", 0o644, T0);
+                n.file("mode3.txt", "mode changes on n3\n", 0o644, T0);
+                n.file("f2d", "becomes a directory on n2\n", 0o644, T0);
+            }
+            r.init();
+            let (n1, n2, n3, n4) = (
+                r.n(0).clone(),
+                r.n(1).clone(),
+                r.n(2).clone(),
+                r.n(3).clone(),
+            );
+            n2.mkdir("tree2", 0o755);
+            n2.mkdir("tree2/sub", 0o700);
+            for k in 0..20 {
+                n2.file(
+                    format!("tree2/sub/f{k:02}"),
+                    pseudo_text(500 + k, k as u64),
+                    0o644,
+                    T0 + 1,
+                );
+            }
+            n2.remove("gone2.txt");
+            n2.remove("f2d");
+            n2.mkdir("f2d", 0o755);
+            n2.file("f2d/inside", "inside\n", 0o644, T0 + 2);
+            n3.file("mode3.txt", "mode changes on n3\n", 0o600, T0);
+            n3.symlink("link3", "keep.txt");
+            n4.file("from4.txt", "written on n4\n", 0o640, T0 + 3);
+            for i in 1..4 {
+                r.check(i);
+            }
 
-        let o = exchange(
-            r,
-            "--catch-up, n4 down",
-            0,
-            &[1, 2],
-            "-iii",
-            args!["--catch-up"],
-        );
-        r.expect_code(o, 1);
-        let n4 = r.n(3).name.clone();
-        r.expect_line(
-            o,
-            &format!("ERROR: Connection to remote host `{n4}' failed."),
-        );
-        let out = String::from_utf8_lossy(&r.client(o).stdout).into_owned();
-        for p in [&n2.name, &n3.name] {
-            r.expect(
-                out.contains(&format!("Catch-up from {p}: ")),
-                format!("a line for {p}: {out:?}"),
+            let o = exchange(
+                r,
+                "--catch-up, n5 down",
+                0,
+                &[1, 2, 3],
+                "-iii",
+                args!["--catch-up"],
             );
-        }
-        // n1 now holds what n3 holds (its own changes and n2's)
-        let want = r.tree(o, 2).clone();
-        let got = r.tree(o, 0).clone();
-        let d = diff_trees(&want, &got, "n3", "n1");
-        r.expect(d.is_empty(), format!("n1 caught up with n2 and n3: {d:?}"));
-        for i in [1, 2] {
-            let left: Vec<String> = r
-                .dirty(o, i)
-                .iter()
-                .filter(|(_, p)| common::show(p) == r.n(0).name)
-                .map(|(f, _)| common::show(f))
-                .collect();
-            r.expect(
-                left.is_empty(),
-                format!("{} holds nothing dirty for n1: {left:?}", r.n(i).short()),
+            r.expect_code(o, 1);
+            let n5 = r.n(4).name.clone();
+            r.expect_line(
+                o,
+                &format!("ERROR: Connection to remote host `{n5}' failed."),
             );
-        }
-        let c = r.recheck("n1 -cr", 0);
-        let d = r.dirty(c, 0);
-        r.expect(
-            d.is_empty(),
-            format!("n1's database agrees with its files ({} rows)", d.len()),
-        );
-    });
+            let out = String::from_utf8_lossy(&r.client(o).stdout).into_owned();
+            for p in [&n2.name, &n3.name, &n4.name] {
+                r.expect(
+                    out.contains(&format!("Catch-up from {p}: ")),
+                    format!("a line for {p}: {out:?}"),
+                );
+            }
+            for f in [
+                "tree2/sub/f00",
+                "tree2/sub/f19",
+                "f2d/inside",
+                "link3",
+                "from4.txt",
+            ] {
+                r.expect(has(r, o, 0, f), format!("n1 got {f}"));
+            }
+            r.expect(!has(r, o, 0, "gone2.txt"), "n2's deletion reached n1");
+            r.expect(
+                n1.p("f2d").is_dir()
+                    && std::fs::symlink_metadata(n1.p("link3")).is_ok_and(|m| m.is_symlink()),
+                "the type changes reached n1",
+            );
+            r.expect(
+                std::fs::metadata(n1.p("mode3.txt")).is_ok_and(|m| {
+                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777 == 0o600
+                }),
+                "n3's mode change reached n1",
+            );
+            for i in 1..4 {
+                let left: Vec<String> = r
+                    .dirty(o, i)
+                    .iter()
+                    .filter(|(_, p)| common::show(p) == r.n(0).name)
+                    .map(|(f, _)| common::show(f))
+                    .collect();
+                r.expect(
+                    left.is_empty(),
+                    format!("{} holds nothing dirty for n1: {left:?}", r.n(i).short()),
+                );
+            }
+            let c = r.recheck("n1 -cr", 0);
+            let d = r.dirty(c, 0);
+            r.expect(
+                d.is_empty(),
+                format!("n1's database agrees with its files ({} rows)", d.len()),
+            );
+        },
+    );
 }
 
 /// A catch-up while another peer pushes to the same host: n1's server
