@@ -164,6 +164,7 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
     // a catch-up from the peers: what they hold for this host comes now
     let _ = crate::catchup::ask(cfg, db, o.client, only, false)?;
     let mut retry = push(cfg, db, o, None)?;
+    notify_ready();
     let mut pending: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
     let mut first_event: Option<Instant> = None;
     while !STOP.load(Ordering::Relaxed) {
@@ -269,6 +270,32 @@ fn lock_watch(path: &std::path::Path) -> Result<std::fs::File, Fatal> {
     let _ = f.set_len(0);
     let _ = writeln!(f, "{}", std::process::id());
     Ok(f)
+}
+
+/// Tells systemd (`Type=notify`) that the start-up push is done: `READY=1`
+/// to `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace).
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = target.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(paths::as_path(bytes)),
+    };
+    let sent =
+        UnixDatagram::unbound().and_then(|s| addr.and_then(|a| s.send_to_addr(b"READY=1", &a)));
+    if let Err(e) = sent {
+        log::debug(
+            1,
+            format!(
+                "Cannot notify systemd (NOTIFY_SOCKET): {}",
+                log::strerror(&e)
+            ),
+        );
+    }
 }
 
 /// Whether a `--watch` daemon holds the lock of this database.

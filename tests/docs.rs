@@ -382,6 +382,7 @@ fn systemd_units() {
     let watch = read("contrib/systemd/csync2-watch.service");
     for want in [
         "ExecStart=/usr/sbin/csync2 --watch",
+        "Type=notify",
         "Restart=on-failure",
         "After=network-online.target",
     ] {

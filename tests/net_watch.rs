@@ -43,12 +43,29 @@ fn changes_arrive_without_a_run() {
         );
         r.check(1);
         let daemon = r.start_server(1, "-ii");
+        // systemd's readiness protocol: READY=1 after the start-up push
+        let sock_path = r.dir.join("notify.sock");
+        let _ = std::fs::remove_file(&sock_path);
+        let notify =
+            std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind NOTIFY_SOCKET");
+        notify
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        // SAFETY: one test in this binary; the watcher inherits it
+        unsafe { std::env::set_var("NOTIFY_SOCKET", &sock_path) };
         let watcher = a.spawn(&[
             "--watch".into(),
             "--delay".into(),
             "0.3".into(),
             "-v".into(),
         ]);
+        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+        let mut buf = [0u8; 64];
+        let got = notify.recv(&mut buf).map(|n| buf[..n].to_vec());
+        r.expect(
+            got.as_deref().ok() == Some(&b"READY=1"[..]),
+            format!("READY=1 on NOTIFY_SOCKET after the start-up: {got:?}"),
+        );
         // the start-up (check, catch-up, push) is over when a first
         // change gets through
         a.file("new.txt", "new\n", 0o644, T0 + 1);
