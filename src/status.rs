@@ -12,6 +12,7 @@ use crate::json::Obj;
 use crate::{Fatal, log, msg, urlenc};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::io::AsRawFd;
 
 /// How the push to a peer ended: Ok, or its first error line.
 pub type Ended = (Vec<u8>, Result<(), Vec<u8>>);
@@ -109,6 +110,18 @@ pub fn record(db: &Db, results: &[Ended]) {
     }
 }
 
+/// Whether a `--watch` daemon holds the lock of this database.
+fn watching(db: &Db) -> bool {
+    let Some(path) = db.watch_lock_file() else {
+        return false;
+    };
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    !free
+}
+
 /// RFC 3339 in UTC for seconds since the epoch.
 pub fn rfc3339(t: i64) -> String {
     let days = t.div_euclid(86_400);
@@ -152,7 +165,7 @@ fn peers(cfg: &Config) -> Vec<Vec<u8>> {
 pub fn show(cfg: &Config, db: &Db, json: bool) -> Result<i32, Fatal> {
     let states = read(db);
     let rows = db.dirty_rows()?;
-    let watching = crate::watch::watching(db);
+    let watching = watching(db);
     let mut out = Vec::new();
     let mut list = Vec::new();
     if !json {

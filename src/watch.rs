@@ -298,18 +298,6 @@ fn notify_ready() {
     }
 }
 
-/// Whether a `--watch` daemon holds the lock of this database.
-pub fn watching(db: &Db) -> bool {
-    let Some(path) = db.watch_lock_file() else {
-        return false;
-    };
-    let Ok(f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-    !free
-}
-
 /// Pushes what is dirty. Some((when, wait)): a peer kept rows dirty; try
 /// again then, doubling the wait (after `last`) up to a minute.
 fn push(
