@@ -20,36 +20,6 @@ use crate::server::{CatchUpPush, Peer};
 use crate::update::UpdateOptions;
 use crate::{Fatal, msg, setup};
 
-/// A peer to ask: its name, this host's name towards it, and the keys of
-/// the groups they share.
-type Peerage = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
-
-/// Each peer of this host's active groups, in the order the update serves
-/// peers (descending names).
-fn peers(cfg: &Config) -> Vec<Peerage> {
-    let mut out: Vec<Peerage> = Vec::new();
-    for g in cfg.matching_groups(false) {
-        let Some(me) = g.myname.as_deref() else {
-            continue;
-        };
-        for h in &g.hosts {
-            if h.name == me {
-                continue;
-            }
-            match out.iter_mut().find(|(p, _, _)| *p == h.name) {
-                Some((_, _, keys)) => {
-                    if !keys.contains(&g.key) {
-                        keys.push(g.key.clone());
-                    }
-                }
-                None => out.push((h.name.clone(), me.to_vec(), vec![g.key.clone()])),
-            }
-        }
-    }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
-    out
-}
-
 /// The asker's side: every peer (or those of `-P`) at once, each in a
 /// thread with its own connection to the database; each peer's messages
 /// are printed as one block, in peer order. Returns the errors met; one
@@ -61,13 +31,13 @@ pub fn ask(
     only_peers: Option<&[Vec<u8>]>,
     full: bool,
 ) -> Result<Errors, Fatal> {
-    let peers: Vec<Peerage> = peers(cfg)
-        .into_iter()
-        .filter(|(peer, _, _)| match only_peers {
-            Some(only) => only.iter().any(|p| p.eq_ignore_ascii_case(peer)),
-            None => true,
-        })
-        .collect();
+    // in the order the update serves peers: descending names
+    let mut peers = cfg.peers();
+    peers.reverse();
+    peers.retain(|p| match only_peers {
+        Some(only) => only.iter().any(|o| o.eq_ignore_ascii_case(&p.name)),
+        None => true,
+    });
     let mut dbs = Vec::new();
     for _ in &peers {
         dbs.push(db.reopen()?);
@@ -76,12 +46,12 @@ pub fn ask(
         let handles: Vec<_> = peers
             .iter()
             .zip(dbs)
-            .map(|((peer, me, keys), mut db)| {
+            .map(|(p, mut db)| {
                 scope.spawn(move || {
                     let ask = Ask {
-                        peer,
-                        me,
-                        keys,
+                        peer: &p.name,
+                        me: &p.myname,
+                        keys: &p.keys,
                         full,
                     };
                     let mut held = Vec::new();

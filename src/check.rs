@@ -9,7 +9,7 @@ use crate::fasthash::FastMap;
 use crate::fsutil::{self, Stat};
 use crate::log::Errors;
 use crate::mark::{self, MarkOptions};
-use crate::paths::as_path;
+use crate::paths::{as_path, join};
 use crate::{Fatal, log, msg};
 use std::io::Write;
 
@@ -51,16 +51,6 @@ pub struct Checker<'a> {
 
 /// Told of each new or changed file (see [`Checker::watch`]).
 pub type Watch<'a> = &'a mut dyn FnMut(&[u8]);
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(dir.len() + name.len() + 1);
-    v.extend_from_slice(dir);
-    if dir != b"/" {
-        v.push(b'/');
-    }
-    v.extend_from_slice(name);
-    v
-}
 
 impl<'a> Checker<'a> {
     pub fn new(cfg: &'a Config, db: &'a mut Db, opts: &'a CheckOptions) -> Checker<'a> {

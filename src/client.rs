@@ -79,7 +79,7 @@ fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
                 let _ = s.set_write_timeout(opts.timeout);
                 return Some(s);
             }
-            Err(e) if is_timeout(&e) => {
+            Err(e) if crate::protocol::conn::is_timeout(&e) => {
                 log::debug(
                     0,
                     msg!(
@@ -97,14 +97,6 @@ fn connect_tcp(peer: &[u8], opts: &ClientOptions) -> Option<TcpStream> {
         }
     }
     None
-}
-
-/// Whether an I/O error is a timeout running out.
-pub fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
 
 /// "60 seconds", "0.5 seconds".

@@ -95,6 +95,17 @@ pub fn cwd_bytes() -> Vec<u8> {
         .unwrap_or_else(|_| b"/".to_vec())
 }
 
+/// `dir/name` (no doubled slash below `/`).
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(dir.len() + name.len() + 1);
+    v.extend_from_slice(dir);
+    if dir != b"/" {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
+}
+
 pub fn as_path(name: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(name))
 }

@@ -144,23 +144,6 @@ pub fn rfc3339(t: i64) -> String {
     )
 }
 
-/// The peers of this host's active groups, by name.
-fn peers(cfg: &Config) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for g in cfg.matching_groups(false) {
-        let Some(me) = g.myname.as_deref() else {
-            continue;
-        };
-        for h in &g.hosts {
-            if h.name != me && !out.contains(&h.name) {
-                out.push(h.name.clone());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// `--status`: prints the report; exit 0.
 pub fn show(cfg: &Config, db: &Db, json: bool) -> Result<i32, Fatal> {
     let states = read(db);
@@ -179,7 +162,7 @@ pub fn show(cfg: &Config, db: &Db, json: bool) -> Result<i32, Fatal> {
             }
         ));
     }
-    for peer in peers(cfg) {
+    for peer in cfg.peers().into_iter().map(|p| p.name) {
         let pending = rows
             .iter()
             .filter(|r| r.peername == peer && cfg.selects(&r.filename, false))

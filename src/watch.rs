@@ -9,14 +9,15 @@
 //! host's server writes (files from peers) is already in the database, so
 //! the check finds nothing to send back.
 
+use crate::Fatal;
 use crate::check::{CheckOptions, Checker};
 use crate::client::ClientOptions;
 use crate::config::{Config, matcher::Class};
 use crate::db::Db;
 use crate::fasthash::FastMap;
 use crate::log::{self, Errors};
+use crate::paths::{self, join};
 use crate::update::UpdateOptions;
-use crate::{Fatal, msg, paths};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
@@ -91,14 +92,6 @@ impl Watcher<'_> {
                 }
             }
         }
-    }
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir == b"/" {
-        msg!("/", name)
-    } else {
-        msg!(dir, "/", name)
     }
 }
 

@@ -26,6 +26,15 @@ fn ask(r: &mut Run, label: &str) -> usize {
     exchange(r, label, 0, &[1, 2], "-iii", args!["--catch-up"])
 }
 
+/// The files node `node` holds dirty for node `towards`.
+fn dirty_for(r: &Run, o: usize, node: usize, towards: usize) -> Vec<String> {
+    r.dirty(o, node)
+        .iter()
+        .filter(|(_, p)| common::show(p) == r.n(towards).name)
+        .map(|(f, _)| common::show(f))
+        .collect()
+}
+
 fn has(r: &Run, o: usize, node: usize, rel: &str) -> bool {
     r.tree(o, node)
         .keys()
@@ -69,12 +78,7 @@ fn catch_up_from_peers() {
             r.expect(has(r, o, 0, f), format!("n1 got {f} from n2"));
         }
         r.expect(!has(r, o, 0, "from3.txt"), "nothing from the real peer");
-        let left: Vec<String> = r
-            .dirty(o, 1)
-            .iter()
-            .filter(|(_, p)| common::show(p) == r.n(0).name)
-            .map(|(f, _)| common::show(f))
-            .collect();
+        let left = dirty_for(r, o, 1, 0);
         r.expect(
             left.is_empty(),
             format!("n2 holds nothing dirty for n1 any more: {left:?}"),
@@ -300,12 +304,7 @@ fn catch_up_from_several_while_one_is_down() {
                 "n3's mode change reached n1",
             );
             for i in 1..4 {
-                let left: Vec<String> = r
-                    .dirty(o, i)
-                    .iter()
-                    .filter(|(_, p)| common::show(p) == r.n(0).name)
-                    .map(|(f, _)| common::show(f))
-                    .collect();
+                let left = dirty_for(r, o, i, 0);
                 r.expect(
                     left.is_empty(),
                     format!("{} holds nothing dirty for n1: {left:?}", r.n(i).short()),

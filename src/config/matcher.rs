@@ -5,6 +5,16 @@ use crate::fnmatch::{Flags, fnmatch};
 use crate::log;
 use crate::msg;
 
+/// A peer of this host (see [`Config::peers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub name: Vec<u8>,
+    /// this host's name towards it
+    pub myname: Vec<u8>,
+    /// the keys of the groups they share
+    pub keys: Vec<Vec<u8>>,
+}
+
 /// How a checked name is treated during a walk (config.md §6.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
@@ -122,6 +132,31 @@ impl Config {
             return Class::StepInto;
         }
         Class::Ignore
+    }
+
+    /// Every peer of this host's active groups, in name order, with the
+    /// name this host has towards it and the keys of the groups they
+    /// share (`--catch-up`, `--status`).
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut out: Vec<PeerInfo> = Vec::new();
+        for g in self.matching_groups(false) {
+            let Some(me) = g.myname.as_deref() else {
+                continue;
+            };
+            for h in g.hosts.iter().filter(|h| h.name != me) {
+                match out.iter_mut().find(|p| p.name == h.name) {
+                    Some(p) if !p.keys.contains(&g.key) => p.keys.push(g.key.clone()),
+                    Some(_) => {}
+                    None => out.push(PeerInfo {
+                        name: h.name.clone(),
+                        myname: me.to_vec(),
+                        keys: vec![g.key.clone()],
+                    }),
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Peers of a file with the myname used towards each (config.md §6.6).

@@ -24,13 +24,20 @@ pub enum ConnError {
     Format,
 }
 
+/// Whether an I/O error is a socket timeout running out (SO_RCVTIMEO,
+/// SO_SNDTIMEO, a connect timeout): the client's `--timeout` and the
+/// server's idle timeout alike.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 impl ConnError {
     /// The peer sent (or took) nothing for the socket's whole timeout.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, ConnError::Io(e) if matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ))
+        matches!(self, ConnError::Io(e) if is_timeout(e))
     }
 }
 

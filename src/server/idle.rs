@@ -81,12 +81,7 @@ impl std::io::Write for Idle {
 }
 
 /// Whether an error is the idle timeout running out.
-pub fn timed_out(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
-}
+pub use crate::protocol::conn::is_timeout as timed_out;
 
 #[cfg(test)]
 mod tests {

@@ -275,7 +275,6 @@ impl<'a> Session<'a> {
             req,
             Request::Hello(_) | Request::Group(_) | Request::Bye | Request::Pipeline(_)
         );
-        // (X-CATCHUP needs HELLO like the rest: it is checked here)
         if !open && self.ident.is_none() {
             return Err(Refusal::Reply(self.identify_first()));
         }
