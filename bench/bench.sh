@@ -7,17 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-128000}
 runs=${2:-5}
-cargo build --release --quiet
-ours=$PWD/target/release/csync2
-real=/usr/sbin/csync2
+. bench/lib.sh
 [ -x "$real" ] || { echo "install the real csync2 first (apt-get install csync2)" >&2; exit 1; }
-work=/tmp/csync2-bench
-tree=$work/tree
-if [ ! -f "$work/.tree-$files" ]; then
-    rm -rf "$work"; mkdir -p "$tree"
-    python3 bench/mktree.py "$tree" "$files"
-    touch "$work/.tree-$files"
-fi
 mkdir -p "$work/etc"
 [ -f "$work/etc/bench.key" ] || "$ours" -k "$work/etc/bench.key"
 cat > "$work/etc/csync2.cfg" <<CFG
@@ -36,7 +27,6 @@ time_cmd() {
     /usr/bin/time -f "%e %M" -o "$work/time.out" "$bin" -N bench1 -D "$db" "$@" >/dev/null 2>&1 || true
     cat "$work/time.out"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A T M
 for who in real ours; do

@@ -15,21 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=${1:-128000}
 changes=${2:-1000}
-cargo build --release --quiet
-ours=$PWD/target/release/csync2
-work=/tmp/csync2-bench
-tree=$work/tree
-if [ ! -f "$work/.tree-$files" ]; then
-    rm -rf "$work"; mkdir -p "$tree"
-    python3 bench/mktree.py "$tree" "$files"
-    touch "$work/.tree-$files"
-fi
+. bench/lib.sh
 port=30979
 names=(cu-a cu-b cu-c cu-d)
 addrs=(127.79.0.1 127.79.0.2 127.79.0.3 127.79.0.4)
 for i in "${!names[@]}"; do
-    grep -q "^${addrs[$i]}[[:space:]]\+${names[$i]}\$" /etc/hosts ||
-        echo "${addrs[$i]} ${names[$i]}" >> /etc/hosts
+    add_host "${addrs[$i]}" "${names[$i]}"
 done
 etc=$work/cu-etc
 mkdir -p "$etc"
@@ -55,11 +46,6 @@ cleanup() {
     return 0
 }
 trap cleanup EXIT
-ns_run() {
-    local priv=$1; shift
-    PRIV=$priv SYNC=$tree unshare -m --propagation private \
-        sh -c 'mount --bind "$PRIV" "$SYNC" && exec "$@"' sh "$@"
-}
 # node H ARGS...: csync2 as host H on its own tree and database
 node() {
     local h=$1; shift

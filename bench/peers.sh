@@ -19,21 +19,12 @@ cd "$(dirname "$0")/.."
 files=${1:-128000}
 counts=${2:-1 2 4}
 hang_timeout=${3:-10}
-cargo build --release --quiet
-ours=$PWD/target/release/csync2
-work=/tmp/csync2-bench
-tree=$work/tree
-if [ ! -f "$work/.tree-$files" ]; then
-    rm -rf "$work"; mkdir -p "$tree"
-    python3 bench/mktree.py "$tree" "$files"
-    touch "$work/.tree-$files"
-fi
+. bench/lib.sh
 port=30978
 hosts=(peers-a peers-b1 peers-b2 peers-b3 peers-b4)
 addrs=(127.78.0.1 127.78.0.2 127.78.0.3 127.78.0.4 127.78.0.5)
 for i in "${!hosts[@]}"; do
-    grep -q "^${addrs[$i]}[[:space:]]\+${hosts[$i]}\$" /etc/hosts ||
-        echo "${addrs[$i]} ${hosts[$i]}" >> /etc/hosts
+    add_host "${addrs[$i]}" "${hosts[$i]}"
 done
 etc=$work/peers-etc
 mkdir -p "$etc"
@@ -58,11 +49,6 @@ CFG
     done
 }
 
-ns_run() {
-    local priv=$1; shift
-    PRIV=$priv SYNC=$tree unshare -m --propagation private \
-        sh -c 'mount --bind "$PRIV" "$SYNC" && exec "$@"' sh "$@"
-}
 
 # cpu_of FILE: user+system seconds from a `time -f "%U %S"` file (its last
 # line: a failed command gets a status line first)

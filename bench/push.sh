@@ -17,22 +17,11 @@ files=${1:-128000}
 runs=${2:-3}
 who_list=${3:-ours real rsync}
 modes=${4:-plain tls}
-cargo build --release --quiet
-ours=$PWD/target/release/csync2
-real=/usr/sbin/csync2
-work=/tmp/csync2-bench
-tree=$work/tree
+. bench/lib.sh
 peer=$work/peer
-if [ ! -f "$work/.tree-$files" ]; then
-    rm -rf "$work"; mkdir -p "$tree"
-    python3 bench/mktree.py "$tree" "$files"
-    touch "$work/.tree-$files"
-fi
 a_addr=127.77.0.1; b_addr=127.77.0.2; port=30977
-for h in "bench-a $a_addr" "bench-b $b_addr"; do
-    set -- $h
-    grep -q "^$2[[:space:]]\+$1\$" /etc/hosts || echo "$2 $1" >> /etc/hosts
-done
+add_host $a_addr bench-a
+add_host $b_addr bench-b
 etc=$work/push-etc
 mkdir -p "$etc"
 [ -f "$etc/bench.key" ] || "$ours" -k "$etc/bench.key"
@@ -63,15 +52,6 @@ CFG
     done
 }
 
-# ns_run NODE_TREE CMD... : run in a private mount namespace with NODE_TREE
-# mounted over $tree
-ns_run() {
-    local priv=$1; shift
-    PRIV=$priv SYNC=$tree unshare -m --propagation private \
-        sh -c 'mount --bind "$PRIV" "$SYNC" && exec "$@"' sh "$@"
-}
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # one_push BIN -> "client_s client_kib server_kib" for one `-x`
 one_push() {
