@@ -75,7 +75,7 @@ fn tls_hosts(test: &str, idx: Tls, count: u8) -> Vec<Host> {
 fn tls_port(idx: Tls, slot: u16) -> u16 {
     let idx = idx.n();
     assert!(slot < 8 && idx <= 61);
-    32000 + 8 * idx as u16 + slot
+    32000 + 8 * idx as u16 + slot + common::idx::port_offset()
 }
 
 // ---------------------------------------------------------------------------

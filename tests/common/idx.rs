@@ -16,6 +16,10 @@
 //! family can share an index. A new test adds a variant with an unused
 //! value; existing values never change (host names and addresses are
 //! appended to `/etc/hosts`).
+//!
+//! Two checkouts running their suites at once (git worktrees) would clash on
+//! the ports: `CSYNC2_TEST_PORT_OFFSET` (e.g. 2000) shifts every port of one
+//! run ([`port_offset`]).
 
 /// Indices of the `127.61.<idx>.<k>` family (1..=120). The variant is
 /// named after the test name given with it to the harness.
@@ -139,5 +143,15 @@ impl Tls {
     /// The number (third byte of the addresses).
     pub const fn n(self) -> u8 {
         self as u8
+    }
+}
+
+/// The shift added to every test port: `CSYNC2_TEST_PORT_OFFSET`, default 0.
+pub fn port_offset() -> u16 {
+    match std::env::var("CSYNC2_TEST_PORT_OFFSET") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("CSYNC2_TEST_PORT_OFFSET={v:?} is not a port offset")),
+        Err(_) => 0,
     }
 }

@@ -463,7 +463,7 @@ pub fn ensure_hosts(hs: &[Host]) {
 /// TCP port `slot` (0..8) of test `idx`: 31000 + 8·idx + slot.
 pub fn port(idx: Net, slot: u16) -> u16 {
     assert!(slot < 8);
-    31000 + 8 * idx.n() as u16 + slot
+    31000 + 8 * idx.n() as u16 + slot + crate::common::idx::port_offset()
 }
 
 /// A scenario's base directory `/tmp/c2net-<pid>-<label>`, fresh, with the
