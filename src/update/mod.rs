@@ -22,7 +22,7 @@ mod deletions;
 mod pipeline;
 pub mod stream;
 
-use db::PeerDb;
+pub use db::{PeerDb, Proxy, Req, apply as apply_request};
 
 pub struct UpdateOptions<'a> {
     pub dry_run: bool,
@@ -272,6 +272,17 @@ pub fn push_over(
 ) -> Result<Errors, Fatal> {
     db.batch_from_start();
     update_session(cfg, db, opts, peer, None, Some(session))
+}
+
+/// The update of one peer through `db` (a [`Proxy`] of a `--watch`
+/// daemon's worker): its dirty rows, on a new session.
+pub fn push_peer(
+    cfg: &Config,
+    db: &mut dyn PeerDb,
+    opts: &UpdateOptions,
+    peer: &[u8],
+) -> Result<Errors, Fatal> {
+    update_session(cfg, db, opts, peer, None, None)
 }
 
 fn update_peer(

@@ -110,6 +110,7 @@ pub enum Net {
     Catchupx = 78,
     // tests/net_watch.rs
     Watch = 79,
+    WatchReload = 100,
 }
 
 impl Net {
