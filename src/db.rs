@@ -190,6 +190,9 @@ fn db_error(label: &str, e: rusqlite::Error, sql: &str) -> DbError {
     ))
 }
 
+/// A file row in a walk: encoded name, then name and check text decoded.
+pub type WalkRow = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// A dirty row as stored: encoded filename, myname, peername.
 pub type RawDirty = (Vec<u8>, Vec<u8>, Vec<u8>);
 
@@ -486,6 +489,34 @@ impl Db {
                 map,
             )
         }
+    }
+
+    /// At most `limit` rows whose encoded name is at or after `lo` (after
+    /// it when `after`) and before `hi`, in encoded order: (encoded name,
+    /// name, check text), the last two decoded. A walk pages through a
+    /// range with these, so it never holds more than a page.
+    pub fn file_rows_range(
+        &self,
+        lo: &[u8],
+        after: bool,
+        hi: &[u8],
+        limit: u32,
+    ) -> Result<Vec<WalkRow>> {
+        let sql = if after {
+            "SELECT filename, checktxt FROM file WHERE filename > ?1 AND filename < ?2 ORDER BY filename LIMIT ?3"
+        } else {
+            "SELECT filename, checktxt FROM file WHERE filename >= ?1 AND filename < ?2 ORDER BY filename LIMIT ?3"
+        };
+        self.query(
+            "Reading file list",
+            sql,
+            &[&Txt(lo), &Txt(hi), &limit],
+            |r| {
+                let enc = bytes(r, 0)?;
+                let name = decode(&enc);
+                Ok((enc, name, decode(&bytes(r, 1)?)))
+            },
+        )
     }
 
     pub fn all_files(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
