@@ -118,7 +118,7 @@ watcher() {
     case $kind in
     ours)
         CSYNC2_SYSTEM_DIR=$etc/watch-a ns_bg "$a" "$ours" -N watch-a -D "$work/watch-db-a" -p $port \
-            --watch --delay 0.2 -v >"$work/watch-watcher.log" 2>&1
+            --watch --delay 0.2 ${WATCH_V:--v} >"$work/watch-watcher.log" 2>&1
         ;;
     lsyncd | real)
         local bin=$ours

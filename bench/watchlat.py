@@ -38,7 +38,7 @@ def latency(src, dst, samples):
         t0 = time.time()
         with open(os.path.join(src, rel), "wb") as f:
             f.write(content)
-        if not wait_for(os.path.join(dst, rel), content, t0 + 120):
+        if not wait_for(os.path.join(dst, rel), content, t0 + float(os.environ.get("LAT_GIVEUP", "120"))):
             print("timeout", rel, flush=True)
             sys.exit(1)
         print(f"{time.time() - t0:.4f}", flush=True)

@@ -21,7 +21,8 @@
 use crate::Fatal;
 use crate::check::{CheckOptions, Checker};
 use crate::client::ClientOptions;
-use crate::config::{Config, matcher::Class};
+use crate::config::Config;
+use crate::config::matcher::{Class, is_at_or_below};
 use crate::db::Db;
 use crate::log::{self, Errors};
 use crate::paths::{self, join};
@@ -217,6 +218,10 @@ struct PeerSlot {
     retry: Option<(Instant, Duration)>,
     /// files it got in the running push
     files: usize,
+    /// paths checked again while its push runs (true: recursively): a row
+    /// the push finishes below one of them stays dirty, because the check
+    /// may have marked a newer version than the push read
+    rechecked: Vec<(Vec<u8>, bool)>,
     started: Instant,
     /// the first push ended (for READY=1)
     settled: bool,
@@ -285,6 +290,7 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
                 wanted: true,
                 retry: None,
                 files: 0,
+                rechecked: Vec::new(),
                 started: Instant::now(),
                 settled: false,
             });
@@ -359,8 +365,13 @@ impl Loop<'_> {
                 .first_event
                 .is_some_and(|t| t.elapsed() >= self.o.delay)
             {
+                let pending = std::mem::take(&mut self.pending);
+                for s in self.slots.iter_mut().filter(|s| s.busy) {
+                    s.rechecked
+                        .extend(pending.iter().map(|(p, r)| (p.clone(), *r)));
+                }
                 let mut checker = Checker::new(self.cfg, db, self.o.check);
-                for (path, recursive) in std::mem::take(&mut self.pending) {
+                for (path, recursive) in pending {
                     checker.check_real(&path, recursive)?;
                 }
                 drop(checker);
@@ -417,10 +428,19 @@ impl Loop<'_> {
                 }
             }
             Msg::Db(req) => {
-                if let Req::Done { peer, .. } = &req
+                if let Req::Done { peer, file } = &req
                     && let Some(s) = self.slots.iter_mut().find(|s| &s.name == peer)
                 {
                     s.files += 1;
+                    let real = self
+                        .cfg
+                        .prefix_decode(file)
+                        .unwrap_or_else(|_| file.clone());
+                    if s.rechecked.iter().any(|(p, recursive)| {
+                        *p == real || (*recursive && is_at_or_below(&real, p))
+                    }) {
+                        return Ok(());
+                    }
                 }
                 if let Err(f) = update::apply_request(self.cfg, db, req) {
                     log::debug(0, &f.0);
@@ -474,6 +494,7 @@ impl Loop<'_> {
             .filter(|r| cfg.selects(&r.filename, false))
             .count();
         let files = std::mem::take(&mut s.files);
+        s.rechecked.clear();
         let mut line = msg!(
             "Pushed ",
             files.to_string(),
@@ -483,12 +504,13 @@ impl Loop<'_> {
             ms.to_string(),
             " ms"
         );
-        if outcome.is_ok() && left == 0 {
+        if outcome.is_ok() && (left == 0 || s.wanted) {
             if files > 0 {
                 line.push(b'.');
                 log::note(1, line);
             }
             s.retry = None;
+            // changed meanwhile (or kept dirty for that reason): again now
             if std::mem::take(&mut s.wanted) {
                 self.wake(i, false);
             }
