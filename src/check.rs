@@ -37,6 +37,13 @@ pub struct Checker<'a> {
     /// inside the walk of a recursive check of `/`
     in_root_pass: bool,
     errors: Errors,
+    /// With -v, the messages of removals (by encoded name) and of changes,
+    /// held until the pass ends: the real program records removals first,
+    /// in descending name order, then the changes, and its messages come in
+    /// that order. (The database work itself is done as the walk finds it,
+    /// so that nothing but these messages grows with the tree.)
+    held_removals: Option<Vec<(Vec<u8>, Vec<log::Held>)>>,
+    held_changes: Option<Vec<log::Held>>,
 }
 
 /// Told of each new or changed file (see [`Checker::watch`]).
@@ -53,6 +60,8 @@ impl<'a> Checker<'a> {
             watch: None,
             in_root_pass: false,
             errors: Errors::default(),
+            held_removals: None,
+            held_changes: None,
         }
     }
 
@@ -99,11 +108,56 @@ impl<'a> Checker<'a> {
         let real = self.cfg.prefix_decode(name).map_err(Fatal::msg)?;
         let root = recursive && name == b"/";
         let outer = self.in_root_pass;
+        // a prefix's pass inside the pass of `/`: its removals are reported
+        // with those of `/`
+        let removals_outside = outer && name.first() == Some(&b'%');
+        let hold = log::enabled(1);
+        // with nothing stored below, the real program records each change
+        // as it finds it (its messages come with the walk's)
+        let hold_changes =
+            hold && !self.opts.compare && (had_row || (recursive && self.any_rows_below(name)?));
+        let saved_changes = std::mem::replace(&mut self.held_changes, hold_changes.then(Vec::new));
+        let saved_removals = (!removals_outside)
+            .then(|| std::mem::replace(&mut self.held_removals, hold.then(Vec::new)));
         self.in_root_pass = outer || root;
         self.plain_dirs.clear();
-        let walked = self.walk(name, &real, recursive, None, None, stored);
+        let result = self.pass(name, &real, recursive, root, had_row, stored);
         self.in_root_pass = outer;
-        let walked = walked?;
+        if let Some(saved) = saved_removals {
+            let mut removals =
+                std::mem::replace(&mut self.held_removals, saved).unwrap_or_default();
+            removals.sort_by(|a, b| b.0.cmp(&a.0));
+            for (_, held) in removals {
+                log::replay(held);
+            }
+        }
+        let changes = std::mem::replace(&mut self.held_changes, saved_changes);
+        log::replay(changes.unwrap_or_default());
+        let _ = self.out.flush();
+        result
+    }
+
+    /// Whether any row is stored below `name` (any row at all for `/`).
+    fn any_rows_below(&mut self, name: &[u8]) -> Result<bool, Fatal> {
+        let (lo, hi) = if name == b"/" {
+            (Vec::new(), vec![0xff])
+        } else {
+            children_range(&crate::urlenc::encode(name))
+        };
+        Ok(!self.db.file_rows_range(&lo, false, &hi, 1)?.is_empty())
+    }
+
+    /// The walk of one check, then the removals of what it could not see.
+    fn pass(
+        &mut self,
+        name: &[u8],
+        real: &[u8],
+        recursive: bool,
+        root: bool,
+        had_row: bool,
+        stored: Option<Vec<u8>>,
+    ) -> Result<(), Fatal> {
+        let walked = self.walk(name, real, recursive, None, None, stored)?;
         if !self.opts.compare {
             if had_row && !walked.recorded {
                 self.removal(name)?;
@@ -118,7 +172,6 @@ impl<'a> Checker<'a> {
                 self.removals_in(b"%", false, b"&")?;
             }
         }
-        let _ = self.out.flush();
         Ok(())
     }
 
@@ -134,11 +187,20 @@ impl<'a> Checker<'a> {
         let gone = std::fs::symlink_metadata(as_path(&real)).is_err()
             || fsutil::under_symlink_cached(&real, root, &mut self.plain_dirs);
         if gone {
-            if !self.opts.init {
-                mark::mark(self.cfg, self.db, &self.opts.mark, file, None, None)?;
+            let mut held = Vec::new();
+            let holding = self.held_removals.is_some();
+            let done = log::capture_if(holding, &mut held, || -> Result<(), Fatal> {
+                if !self.opts.init {
+                    mark::mark(self.cfg, self.db, &self.opts.mark, file, None, None)?;
+                }
+                self.db.delete_file(file)?;
+                self.db.checkpoint()?;
+                Ok(())
+            });
+            if let Some(list) = self.held_removals.as_mut() {
+                list.push((crate::urlenc::encode(file), held));
             }
-            self.db.delete_file(file)?;
-            self.db.checkpoint()?;
+            done?;
         }
         Ok(())
     }
@@ -372,11 +434,19 @@ impl<'a> Checker<'a> {
         {
             w(name);
         }
-        self.db.set_file(name, &text)?;
-        if !self.opts.init {
-            mark::mark(self.cfg, self.db, &self.opts.mark, name, None, None)?;
+        let mut held = Vec::new();
+        let holding = self.held_changes.is_some();
+        let done = log::capture_if(holding, &mut held, || -> Result<(), Fatal> {
+            self.db.set_file(name, &text)?;
+            if !self.opts.init {
+                mark::mark(self.cfg, self.db, &self.opts.mark, name, None, None)?;
+            }
+            self.db.checkpoint().map_err(Fatal::from)
+        });
+        if let Some(list) = self.held_changes.as_mut() {
+            list.append(&mut held);
         }
-        self.db.checkpoint().map_err(Fatal::from)
+        done
     }
 }
 

@@ -188,6 +188,11 @@ pub fn capture<T>(into: &mut Vec<Held>, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// [`capture`] when `on`; else just runs `f`.
+pub fn capture_if<T>(on: bool, into: &mut Vec<Held>, f: impl FnOnce() -> T) -> T {
+    if on { capture(into, f) } else { f() }
+}
+
 /// Holds what `make` gives when a capture is running; false: print it.
 fn hold(make: impl FnOnce() -> Held) -> bool {
     CAPTURE.with(|c| match c.borrow_mut().as_mut() {
