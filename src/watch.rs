@@ -22,12 +22,13 @@ use crate::Fatal;
 use crate::check::{CheckOptions, Checker};
 use crate::client::ClientOptions;
 use crate::config::Config;
-use crate::config::matcher::{Class, is_at_or_below};
-use crate::db::Db;
+use crate::config::matcher::Class;
+use crate::db::{Db, DirtyRow};
+use crate::fasthash::FastMap;
 use crate::log::{self, Errors};
 use crate::paths::{self, join};
 use crate::update::{self, Proxy, Req, UpdateOptions};
-use crate::{msg, status};
+use crate::{msg, protocol, status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
@@ -148,34 +149,15 @@ impl Watcher<'_> {
                 // watched at once; what it already holds is checked
                 self.add_tree(&path);
             }
-            let recursive = is_dir && (appeared || ev.mask.contains(AddWatchFlags::IN_MOVED_FROM));
+            // a directory that came or went: everything below it too
+            let recursive = is_dir
+                && (appeared
+                    || ev.mask.contains(AddWatchFlags::IN_MOVED_FROM)
+                    || ev.mask.contains(AddWatchFlags::IN_DELETE));
             *pending.entry(path).or_default() |= recursive;
         }
         complete
     }
-}
-
-/// The directories to watch from: the shortest paths the configuration
-/// includes (their parents are only stepped through).
-fn roots(cfg: &Config) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut todo = vec![b"/".to_vec()];
-    while let Some(d) = todo.pop() {
-        match cfg.class(&d, false) {
-            Class::Member => out.push(d),
-            Class::StepInto => {
-                if let Ok(entries) = std::fs::read_dir(paths::as_path(&d)) {
-                    for e in entries.flatten() {
-                        if e.file_type().is_ok_and(|t| t.is_dir()) {
-                            todo.push(join(&d, e.file_name().as_bytes()));
-                        }
-                    }
-                }
-            }
-            Class::Ignore => {}
-        }
-    }
-    out
 }
 
 pub struct WatchOptions<'a> {
@@ -218,10 +200,15 @@ struct PeerSlot {
     retry: Option<(Instant, Duration)>,
     /// files it got in the running push
     files: usize,
-    /// paths checked again while its push runs (true: recursively): a row
-    /// the push finishes below one of them stays dirty, because the check
-    /// may have marked a newer version than the push read
-    rechecked: Vec<(Vec<u8>, bool)>,
+    /// the file rows' check texts when the running push read its dirty
+    /// rows: a row the push finishes stays dirty if its file row changed
+    /// meanwhile (a check or this host's server recorded a newer version
+    /// than the push may have read)
+    read: FastMap<Vec<u8>, Option<Vec<u8>>>,
+    /// files the peer refused as a conflict, with their check text then:
+    /// not offered again until it changes (retrying would only make both
+    /// sides mark the file again for every other peer, and re-send it)
+    parked: FastMap<Vec<u8>, Option<Vec<u8>>>,
     started: Instant,
     /// the first push ended (for READY=1)
     settled: bool,
@@ -254,9 +241,9 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
         warned: false,
     };
     // watches first: nothing changed during the start-up is missed
-    for r in roots(cfg) {
-        w.add_tree(&r);
-    }
+    // from `/`: the parents of included paths are watched too (only to see
+    // an included directory appear or go)
+    w.add_tree(b"/");
     log::note(1, format!("Watching {} directories.", w.dirs.len()));
     Checker::new(cfg, db, o.check).check_real(b"/", true)?;
     db.commit()?;
@@ -290,7 +277,8 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
                 wanted: true,
                 retry: None,
                 files: 0,
-                rechecked: Vec::new(),
+                read: FastMap::default(),
+                parked: FastMap::default(),
                 started: Instant::now(),
                 settled: false,
             });
@@ -303,8 +291,12 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
             slots,
             pending: BTreeMap::new(),
             first_event: None,
-            ready: false,
+            // no peer to wait for: the start-up is over
+            ready: peers.is_empty(),
         };
+        if l.ready {
+            notify("READY=1");
+        }
         let reload = l.serve(db, &rx)?;
         if reload {
             RELOAD.store(true, Ordering::Relaxed);
@@ -366,10 +358,6 @@ impl Loop<'_> {
                 .is_some_and(|t| t.elapsed() >= self.o.delay)
             {
                 let pending = std::mem::take(&mut self.pending);
-                for s in self.slots.iter_mut().filter(|s| s.busy) {
-                    s.rechecked
-                        .extend(pending.iter().map(|(p, r)| (p.clone(), *r)));
-                }
                 let mut checker = Checker::new(self.cfg, db, self.o.check);
                 for (path, recursive) in pending {
                     checker.check_real(&path, recursive)?;
@@ -412,9 +400,7 @@ impl Loop<'_> {
             Msg::Events(events) => {
                 if !self.w.take(events, &mut self.pending) {
                     // directories made while events were lost get watches
-                    for r in roots(self.cfg) {
-                        self.w.add_tree(&r);
-                    }
+                    self.w.add_tree(b"/");
                     log::debug(
                         0,
                         "WARNING: the inotify queue overflowed (fs.inotify.max_queued_events): \
@@ -427,25 +413,7 @@ impl Loop<'_> {
                     self.first_event.get_or_insert_with(Instant::now);
                 }
             }
-            Msg::Db(req) => {
-                if let Req::Done { peer, file } = &req
-                    && let Some(s) = self.slots.iter_mut().find(|s| &s.name == peer)
-                {
-                    s.files += 1;
-                    let real = self
-                        .cfg
-                        .prefix_decode(file)
-                        .unwrap_or_else(|_| file.clone());
-                    if s.rechecked.iter().any(|(p, recursive)| {
-                        *p == real || (*recursive && is_at_or_below(&real, p))
-                    }) {
-                        return Ok(());
-                    }
-                }
-                if let Err(f) = update::apply_request(self.cfg, db, req) {
-                    log::debug(0, &f.0);
-                }
-            }
+            Msg::Db(req) => self.request(db, req)?,
             Msg::CaughtUp(i) => {
                 // the catch-up wrote through its own connection; the push
                 // follows in the same worker
@@ -460,9 +428,58 @@ impl Loop<'_> {
                 }
             }
         }
-        if !self.ready && self.slots.is_empty() {
-            self.ready = true;
-            notify("READY=1");
+        Ok(())
+    }
+
+    /// A database request of a peer's worker.
+    fn request(&mut self, db: &mut Db, req: Req) -> Result<(), Fatal> {
+        let slot =
+            |slots: &mut Vec<PeerSlot>, peer: &[u8]| slots.iter().position(|s| s.name == peer);
+        match req {
+            Req::Rows { peer, reply } if let Some(i) = slot(&mut self.slots, &peer) => {
+                let s = &mut self.slots[i];
+                let mut held = Vec::new();
+                let rows = log::capture(&mut held, || -> Result<Vec<DirtyRow>, Fatal> {
+                    let mut out = Vec::new();
+                    for row in db.dirty_rows_for(&peer)? {
+                        let text = db.file_checktxt(&row.filename)?;
+                        if !row.forced && s.parked.get(&row.filename) == Some(&text) {
+                            continue;
+                        }
+                        s.parked.remove(&row.filename);
+                        s.read.insert(row.filename.clone(), text);
+                        out.push(row);
+                    }
+                    Ok(out)
+                });
+                let _ = reply.send((rows, held));
+            }
+            Req::Done { file, peer } if let Some(i) = slot(&mut self.slots, &peer) => {
+                self.slots[i].files += 1;
+                if let Some(then) = self.slots[i].read.get(&file)
+                    && db.file_checktxt(&file)? != *then
+                {
+                    // a newer version: it goes again
+                    self.slots[i].wanted = true;
+                    return Ok(());
+                }
+                update::apply_request(self.cfg, db, Req::Done { file, peer })?;
+            }
+            Req::Refused { file, peer, reply } if let Some(i) = slot(&mut self.slots, &peer) => {
+                if reply.starts_with(protocol::ERR_CONFLICT.as_bytes()) {
+                    let s = &mut self.slots[i];
+                    let text = match s.read.get(&file) {
+                        Some(t) => t.clone(),
+                        None => db.file_checktxt(&file)?,
+                    };
+                    s.parked.insert(file, text);
+                }
+            }
+            other => {
+                if let Err(f) = update::apply_request(self.cfg, db, other) {
+                    log::debug(0, &f.0);
+                }
+            }
         }
         Ok(())
     }
@@ -488,13 +505,17 @@ impl Loop<'_> {
             }
         };
         status::record(db, &[(s.name.clone(), outcome.clone())]);
-        let left = db
-            .dirty_rows_for(&s.name)?
-            .iter()
-            .filter(|r| cfg.selects(&r.filename, false))
-            .count();
+        s.read = FastMap::default();
+        // what stays dirty, apart from conflicts waiting for a change
+        let mut left = 0;
+        for r in db.dirty_rows_for(&s.name)? {
+            if cfg.selects(&r.filename, false)
+                && (r.forced || s.parked.get(&r.filename) != Some(&db.file_checktxt(&r.filename)?))
+            {
+                left += 1;
+            }
+        }
         let files = std::mem::take(&mut s.files);
-        s.rechecked.clear();
         let mut line = msg!(
             "Pushed ",
             files.to_string(),
@@ -504,7 +525,7 @@ impl Loop<'_> {
             ms.to_string(),
             " ms"
         );
-        if outcome.is_ok() && (left == 0 || s.wanted) {
+        if left == 0 || (outcome.is_ok() && s.wanted) {
             if files > 0 {
                 line.push(b'.');
                 log::note(1, line);

@@ -22,6 +22,8 @@ pub trait PeerDb {
     fn mark_subtree(&mut self, cfg: &Config, dir: &[u8], peer: &[u8]) -> Result<(), Fatal>;
     /// Checks (and on first sight records) the peer's certificate.
     fn pin(&mut self, peer: &[u8], der: &[u8]) -> Result<bool, DbError>;
+    /// The peer refused the file with this reply (its row stays dirty).
+    fn refused(&mut self, _file: &[u8], _peer: &[u8], _reply: &[u8]) {}
 }
 
 impl PeerDb for Db {
@@ -69,6 +71,12 @@ pub enum Req {
     },
     /// no answer: the owner keeps the first error for the end
     Done { file: Vec<u8>, peer: Vec<u8> },
+    /// no answer: the peer refused the file (see [`PeerDb::refused`])
+    Refused {
+        file: Vec<u8>,
+        peer: Vec<u8>,
+        reply: Vec<u8>,
+    },
     MarkSubtree {
         dir: Vec<u8>,
         peer: Vec<u8>,
@@ -132,6 +140,14 @@ impl<M: From<Req>> PeerDb for Proxy<M> {
         let (dir, peer) = (dir.to_vec(), peer.to_vec());
         self.ask(|reply| Req::MarkSubtree { dir, peer, reply })
             .unwrap_or_else(|| Err(gone()))
+    }
+
+    fn refused(&mut self, file: &[u8], peer: &[u8], reply: &[u8]) {
+        let _ = self.tx.send(M::from(Req::Refused {
+            file: file.to_vec(),
+            peer: peer.to_vec(),
+            reply: reply.to_vec(),
+        }));
     }
 
     fn pin(&mut self, peer: &[u8], der: &[u8]) -> Result<bool, DbError> {
@@ -225,7 +241,7 @@ pub fn apply(cfg: &Config, db: &mut Db, req: Req) -> Result<(), Fatal> {
             let r = log::capture(&mut held, || PeerDb::pin(db, &peer, &der));
             let _ = reply.send((r, held));
         }
-        Req::Finished { .. } => {}
+        Req::Refused { .. } | Req::Finished { .. } => {}
     }
     Ok(())
 }
