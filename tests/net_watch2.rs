@@ -387,8 +387,9 @@ fn three_up(r: &mut Run, auto: Option<&str>) -> (Vec<Proc>, Watcher, Watcher) {
     }
     r.init();
     let servers: Vec<Proc> = (0..3).map(|i| r.start_server(i, "-ii")).collect();
-    let w1 = start_watcher(r, 0, &["--delay", "0.5", "-v"], false);
-    let w2 = start_watcher(r, 1, &["--delay", "0.5", "-v"], false);
+    // -vv: the per-file lines the no-echo check counts
+    let w1 = start_watcher(r, 0, &["--delay", "0.5", "-vv"], false);
+    let w2 = start_watcher(r, 1, &["--delay", "0.5", "-vv"], false);
     (servers, w1, w2)
 }
 
@@ -423,10 +424,10 @@ fn stable(r: &mut Run, rel: &str) {
             let now = look(&r.n(i).p(rel));
             if now != *b {
                 let text = |v: &Option<(u64, i64, i64, Vec<u8>)>| {
-                    v.as_ref().map(|x| (x.0, common::show(&x.3)))
+                    v.as_ref().map(|x| (x.0, x.1, x.2, common::show(&x.3)))
                 };
                 changed.push(format!(
-                    "{}: (inode, content) {:?} -> {:?}",
+                    "{}: (inode, mtime ns, ctime ns, content) {:?} -> {:?}",
                     r.n(i).short(),
                     text(b),
                     text(&now)
@@ -465,27 +466,51 @@ fn three_nodes() {
         );
 
         // the same file changed on both within the delay: n2's is younger
-        let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
-        a.file("both.txt", "n1's version\n", 0o644, now - 100);
-        b.file("both.txt", "n2's version\n", 0o644, now - 50);
-        let t = within(40, || {
-            (0..3).all(|i| r.n(i).read("both.txt").as_deref() == Some(&b"n2's version\n"[..]))
-                && dirty_rows(&a).is_some_and(|v| v.is_empty())
-                && dirty_rows(&b).is_some_and(|v| v.is_empty())
-        });
-        r.expect(
-            t.is_some(),
-            format!(
-                "auto younger: n2's version everywhere, nothing dirty (n1: {:?}, n2: {:?}, n3: {:?}; \
-                 dirty n1 {:?}, n2 {:?})",
-                a.read("both.txt").map(|v| common::show(&v)),
-                b.read("both.txt").map(|v| common::show(&v)),
-                c.read("both.txt").map(|v| common::show(&v)),
-                dirty_rows(&a),
-                dirty_rows(&b)
-            ),
-        );
-        for rel in ["both.txt", "from_n1.txt", "from_n2.txt", "base.txt"] {
+        // and must end up everywhere. Who reaches n3 last is a race, so
+        // three rounds (one new file each); the first that does not
+        // converge ends them.
+        for round in 0..3 {
+            let rel = format!("both{round}.txt");
+            let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
+            let (v1, v2) = (
+                format!("n1's version {round}\n"),
+                format!("n2's version {round}\n"),
+            );
+            a.file(&rel, &v1, 0o644, now - 100);
+            b.file(&rel, &v2, 0o644, now - 50);
+            let t = within(20, || {
+                (0..3).all(|i| r.n(i).read(&rel).as_deref() == Some(v2.as_bytes()))
+                    && dirty_rows(&a).is_some_and(|v| v.is_empty())
+                    && dirty_rows(&b).is_some_and(|v| v.is_empty())
+            });
+            let seen = |n: &Node| n.read(&rel).map(|v| common::show(&v));
+            info(
+                r,
+                format!(
+                    "auto younger round {round}: converged after {t:?}; n1 {:?}, n2 {:?}, n3 {:?}",
+                    seen(&a),
+                    seen(&b),
+                    seen(&c)
+                ),
+            );
+            r.expect(
+                t.is_some(),
+                format!(
+                    "auto younger, round {round}: n2's version everywhere, nothing dirty (n1: {:?}, \
+                     n2: {:?}, n3: {:?}; dirty n1 {:?}, n2 {:?})",
+                    seen(&a),
+                    seen(&b),
+                    seen(&c),
+                    dirty_rows(&a),
+                    dirty_rows(&b)
+                ),
+            );
+            stable(r, &rel);
+            if t.is_none() {
+                break;
+            }
+        }
+        for rel in ["from_n1.txt", "from_n2.txt", "base.txt"] {
             stable(r, rel);
         }
         let (log1, log2) = three_down(r, servers, w1, w2);
@@ -560,7 +585,16 @@ fn three_nodes_conflict() {
                 && b.read("both.txt").as_deref() == Some(&b"n2's version\n"[..]),
             "each side still keeps its own version",
         );
-        let _ = three_down(r, servers, w1, w2);
+        let (log1, log2) = three_down(r, servers, w1, w2);
+        // each side sent its version to n3 once: n3's rows are not made
+        // dirty again by the conflict's retries
+        for (who, log) in [("n1", &log1), ("n2", &log2)] {
+            let k = count(log, &format!("Updating {want} on {} ", c.name));
+            r.expect(
+                k == 1,
+                format!("no ping-pong: the watcher on {who} sent both.txt to n3 {k} times"),
+            );
+        }
     });
 }
 
