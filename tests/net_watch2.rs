@@ -76,9 +76,10 @@ struct Watcher {
 
 /// Starts `--watch ARGS` on node `i` with `NOTIFY_SOCKET` set for this
 /// process only, and waits (at most 60 s) for `READY=1`, i.e. for the end
-/// of its start-up push. `hold`: the caller already holds
-/// [`INOTIFY_INIT`].
-fn start_watcher(r: &mut Run, i: usize, args: &[&str], hold: bool) -> Watcher {
+/// of its start-up push. `small_queue`: `fs.inotify.max_queued_events`
+/// is lowered to that many events until the watcher has created its
+/// inotify instance (which takes the limit then), and restored at once.
+fn start_watcher(r: &mut Run, i: usize, args: &[&str], small_queue: Option<u32>) -> Watcher {
     let n = r.n(i).clone();
     let sock = r.dir.join(format!("notify-{}.sock", n.short()));
     let _ = std::fs::remove_file(&sock);
@@ -90,7 +91,8 @@ fn start_watcher(r: &mut Run, i: usize, args: &[&str], hold: bool) -> Watcher {
     full.extend(args.iter().map(OsString::from));
     let mut cmd = n.command(&full);
     cmd.env("NOTIFY_SOCKET", &sock);
-    let guard = (!hold).then(|| INOTIFY_INIT.lock().unwrap_or_else(|e| e.into_inner()));
+    let guard = INOTIFY_INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let limit = small_queue.map(QueueLimit::lower);
     let started = Instant::now();
     let mut proc = Proc::spawn(
         cmd,
@@ -98,6 +100,7 @@ fn start_watcher(r: &mut Run, i: usize, args: &[&str], hold: bool) -> Watcher {
     );
     let pid = proc.pid;
     within(20, || has_inotify(pid) || proc.exited());
+    drop(limit);
     drop(guard);
     let mut buf = [0u8; 64];
     let got = notify.recv(&mut buf).map(|k| buf[..k].to_vec());
@@ -241,7 +244,7 @@ fn ours_to_real() {
         b.file("owned.txt", "owned\n", 0o644, T0);
         r.init();
         let server = r.start_server(1, "-ii");
-        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], false);
+        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], None);
 
         let mut steps: Vec<(&str, Option<Duration>)> = Vec::new();
         a.file("new.txt", "new\n", 0o644, T0 + 1);
@@ -388,8 +391,8 @@ fn three_up(r: &mut Run, auto: Option<&str>) -> (Vec<Proc>, Watcher, Watcher) {
     r.init();
     let servers: Vec<Proc> = (0..3).map(|i| r.start_server(i, "-ii")).collect();
     // -vv: the per-file lines the no-echo check counts
-    let w1 = start_watcher(r, 0, &["--delay", "0.5", "-vv"], false);
-    let w2 = start_watcher(r, 1, &["--delay", "0.5", "-vv"], false);
+    let w1 = start_watcher(r, 0, &["--delay", "0.5", "-vv"], None);
+    let w2 = start_watcher(r, 1, &["--delay", "0.5", "-vv"], None);
     (servers, w1, w2)
 }
 
@@ -659,7 +662,7 @@ fn hung_peer() {
         let early = b.p("early.txt");
         let seen =
             std::thread::spawn(move || within(30, || early.exists()).map(|_| Instant::now()));
-        let w = start_watcher(r, 0, &["--delay", "0.2", "--timeout", "2", "-v"], false);
+        let w = start_watcher(r, 0, &["--delay", "0.2", "--timeout", "2", "-v"], None);
         let early = seen
             .join()
             .ok()
@@ -743,7 +746,7 @@ fn peer_down_and_back() {
         b.file("base.txt", "base\n", 0o644, T0);
         r.init();
         let server = r.start_server(1, "-ii");
-        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], false);
+        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], None);
         a.file("one.txt", "one\n", 0o644, T0 + 1);
         r.expect(
             arrives(|| b.p("one.txt").exists()).is_some(),
@@ -850,18 +853,22 @@ fn queue_overflow() {
         let server = r.start_server(1, "-ii");
         // the queue size is taken when the watcher creates its inotify
         // instance: lowered only until then
-        let w = {
-            let _only_us = INOTIFY_INIT.lock().unwrap_or_else(|e| e.into_inner());
-            let _limit = QueueLimit::lower(16);
-            start_watcher_held(r)
-        };
+        let before = std::fs::read_to_string(QUEUE_SYSCTL).unwrap_or_default();
+        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], Some(16));
         let restored = std::fs::read_to_string(QUEUE_SYSCTL).unwrap_or_default();
-        r.note(format!("max_queued_events back to {}", restored.trim()));
+        r.expect(
+            restored == before,
+            format!(
+                "max_queued_events restored: {} (was {})",
+                restored.trim(),
+                before.trim()
+            ),
+        );
         // a burst far beyond 16 events, for at least 2 s (the watcher is
         // busy checking and pushing meanwhile)
         let t = Instant::now();
         let mut n = 0;
-        while n < 1500 || t.elapsed() < Duration::from_secs(2) {
+        while n < 1500 || (n < 4000 && t.elapsed() < Duration::from_secs(2)) {
             std::fs::write(a.p(format!("burst/f{n}")), format!("file {n}\n")).expect("write");
             n += 1;
         }
@@ -894,14 +901,6 @@ fn queue_overflow() {
         );
         r.stop_daemon(1, server);
     });
-}
-
-/// [`start_watcher`] for `queue_overflow`, which holds [`INOTIFY_INIT`]
-/// and restores the limit as soon as the watcher has its queue: returns
-/// once the inotify instance exists (READY is awaited by the caller's
-/// first transfer, not here).
-fn start_watcher_held(r: &mut Run) -> Watcher {
-    start_watcher(r, 0, &["--delay", "0.3", "-v"], true)
 }
 
 // ---------------------------------------------------------------------------
@@ -955,7 +954,7 @@ fn sigterm_mid_burst() {
         b.mkdir("burst", 0o755);
         r.init();
         let server = r.start_server(1, "-ii");
-        let w = start_watcher(r, 0, &["--delay", "0.3"], false);
+        let w = start_watcher(r, 0, &["--delay", "0.3"], None);
         let wrote = write_burst(&a);
         r.note(format!("{BURST} files written in {wrote:?}"));
         // SIGTERM once the first files are there
@@ -1038,7 +1037,7 @@ fn burst_5000() {
         b.mkdir("burst", 0o755);
         r.init();
         let server = r.start_server(1, "-ii");
-        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], false);
+        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], None);
         let t = Instant::now();
         let wrote = write_burst(&a);
         let all = within(120, || arrived(&b) >= BURST);
