@@ -6,10 +6,13 @@
 //!   of a file and of a directory, a directory moved in from outside the
 //!   tree and one moved out, file → symlink, `rm -rf`, excluded names;
 //! * `three_nodes` / `three_nodes_conflict`: two watchers (each beside its
-//!   own `-ii` server) and a third plain server: no echo, changes both ways,
+//!   own `-ii` server) and a third plain server: no echo (a watcher's `-vv`
+//!   log never names a file it only received; nothing dirty; the files
+//!   keep their inode, times and content once settled), changes both ways,
 //!   the same file changed on both within the delay resolved by `auto
-//!   younger`, or left dirty and listed by `-M` without it; never a
-//!   ping-pong;
+//!   younger` on all three nodes (three rounds: who reaches n3 last is a
+//!   race), or left dirty and listed by `-M` without it; never a ping-pong
+//!   (n3 gets each side's version once, then nothing changes);
 //! * `hung_peer`: a peer that accepts and never answers does not delay the
 //!   other one; `--status --json` names it;
 //! * `peer_down_and_back`: `--status --json` while the peer is down and after
@@ -35,9 +38,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Held while a watcher starts (until its inotify descriptor exists), and
-/// by `queue_overflow` while `fs.inotify.max_queued_events` is lowered: no
-/// other watcher of this file gets the small queue.
+/// Held while a watcher starts, until its inotify descriptor exists;
+/// `queue_overflow` lowers `fs.inotify.max_queued_events` only under it, so
+/// no other watcher of this file gets the small queue (watchers of other
+/// test binaries or checkouts starting in that window of a few
+/// milliseconds could: they would see an overflow and rescan).
 static INOTIFY_INIT: Mutex<()> = Mutex::new(());
 
 /// Waits until `cond` holds (at most `secs`); how long it took.
