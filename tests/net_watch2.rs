@@ -304,6 +304,17 @@ fn ours_to_real() {
             "a directory renamed",
             arrives(|| b.read("x2/y/z/f").as_deref() == Some(&b"deep\n"[..]) && !b.p("x").exists()),
         ));
+        // the renamed directory's watches follow it: changes inside it are
+        // seen under the new name
+        std::fs::write(a.p("x2/y/z/f"), "deep, changed after the rename\n").expect("write");
+        std::fs::write(a.p("x2/y/g"), "new after the rename\n").expect("write");
+        steps.push((
+            "changes inside the renamed directory",
+            arrives(|| {
+                b.read("x2/y/z/f").as_deref() == Some(&b"deep, changed after the rename\n"[..])
+                    && b.read("x2/y/g").as_deref() == Some(&b"new after the rename\n"[..])
+            }),
+        ));
         // a directory with content moved in from outside the tree
         let outside = a.dir.join("outside");
         std::fs::create_dir_all(outside.join("in/sub")).expect("mkdir outside");
@@ -320,6 +331,8 @@ fn ours_to_real() {
         // and one moved out
         std::fs::rename(a.p("x2"), outside.join("x2")).expect("move out");
         steps.push(("a directory moved out", arrives(|| !b.p("x2").exists())));
+        // what changes out there now is none of the tree's business
+        std::fs::write(outside.join("x2/y/z/f"), "changed outside\n").expect("write");
         std::fs::remove_file(a.p("renamed.txt")).expect("rm");
         std::os::unix::fs::symlink("moved_in/top.txt", a.p("renamed.txt")).expect("symlink");
         steps.push((
@@ -603,6 +616,50 @@ fn three_nodes_conflict() {
                 format!("no ping-pong: the watcher on {who} sent both.txt to n3 {k} times"),
             );
         }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// an included directory that appears after the start
+// ---------------------------------------------------------------------------
+
+#[test]
+fn late_include() {
+    solo("watchlate", Net::Watchlate, 2, &[1], &[MODE_D], |r| {
+        if r.transport == Transport::Tls {
+            r.note("plain only");
+            return;
+        }
+        r.config(
+            "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    \
+             include {SYNC}/now;\n    include {SYNC}/later;\n}\n",
+        );
+        let (a, b) = (r.n(0).clone(), r.n(1).clone());
+        a.mkdir("now", 0o755);
+        b.mkdir("now", 0o755);
+        r.init();
+        let server = r.start_server(1, "-ii");
+        let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], None);
+        a.file("now/f", "in a directory there at the start\n", 0o644, T0);
+        r.expect(
+            arrives(|| b.p("now/f").exists()).is_some(),
+            "a file in an included directory arrives",
+        );
+        // `later` is included but did not exist when the watcher started
+        std::fs::create_dir(a.p("later")).expect("mkdir");
+        std::fs::write(a.p("later/f"), "in an included directory made later\n").expect("write");
+        r.expect(
+            arrives(|| b.p("later/f").exists()).is_some(),
+            "a file in an included directory created after the start arrives",
+        );
+        std::fs::write(a.p("later/g"), "a second one\n").expect("write");
+        r.expect(
+            arrives(|| b.p("later/g").exists()).is_some(),
+            "and so does the next file in it",
+        );
+        let (d, _) = stop_watcher(r, 0, w);
+        r.expect(d.code == Some(0), format!("exit 0: {}", d.status()));
+        r.stop_daemon(1, server);
     });
 }
 

@@ -119,6 +119,7 @@ pub enum Net {
     Watchqueue = 85,
     Watchterm = 86,
     Watchburst = 87,
+    Watchlate = 88,
 }
 
 impl Net {
