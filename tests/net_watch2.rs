@@ -13,6 +13,8 @@
 //!   younger` on all three nodes (three rounds: who reaches n3 last is a
 //!   race), or left dirty and listed by `-M` without it; never a ping-pong
 //!   (n3 gets each side's version once, then nothing changes);
+//! * `late_include`: an included directory that appears after the start,
+//!   odd names, an included directory removed as a whole and made again;
 //! * `hung_peer`: a peer that accepts and never answers does not delay the
 //!   other one; `--status --json` names it;
 //! * `peer_down_and_back`: `--status --json` while the peer is down and after
@@ -642,20 +644,43 @@ fn late_include() {
         let w = start_watcher(r, 0, &["--delay", "0.3", "-v"], None);
         a.file("now/f", "in a directory there at the start\n", 0o644, T0);
         r.expect(
-            arrives(|| b.p("now/f").exists()).is_some(),
+            within(10, || b.p("now/f").exists()).is_some(),
             "a file in an included directory arrives",
         );
+        // (10 s each from here: a failure here fails the same way each time)
         // `later` is included but did not exist when the watcher started
         std::fs::create_dir(a.p("later")).expect("mkdir");
         std::fs::write(a.p("later/f"), "in an included directory made later\n").expect("write");
         r.expect(
-            arrives(|| b.p("later/f").exists()).is_some(),
+            within(10, || b.p("later/f").exists()).is_some(),
             "a file in an included directory created after the start arrives",
         );
         std::fs::write(a.p("later/g"), "a second one\n").expect("write");
         r.expect(
-            arrives(|| b.p("later/g").exists()).is_some(),
+            within(10, || b.p("later/g").exists()).is_some(),
             "and so does the next file in it",
+        );
+        // names with a space, a newline and a byte that is not UTF-8
+        let odd: &[u8] = b"now/odd name\nwith \xff";
+        a.file(odd, "odd\n", 0o644, T0);
+        r.expect(
+            within(10, || b.read(odd).as_deref() == Some(&b"odd\n"[..])).is_some(),
+            "a file with an odd name arrives",
+        );
+        // an included directory removed as a whole, then made again
+        std::fs::remove_dir_all(a.p("now")).expect("rm -rf");
+        r.expect(
+            within(10, || !b.p("now").exists()).is_some(),
+            "an included directory removed as a whole goes on n2 too",
+        );
+        std::fs::create_dir(a.p("now")).expect("mkdir");
+        std::fs::write(a.p("now/again"), "made again\n").expect("write");
+        r.expect(
+            within(10, || {
+                b.read("now/again").as_deref() == Some(&b"made again\n"[..])
+            })
+            .is_some(),
+            "a file in the included directory made again arrives",
         );
         let (d, _) = stop_watcher(r, 0, w);
         r.expect(d.code == Some(0), format!("exit 0: {}", d.status()));
