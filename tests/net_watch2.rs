@@ -18,7 +18,7 @@
 //! * `hung_peer`: a peer that accepts and never answers does not delay the
 //!   other one; `--status --json` names it;
 //! * `peer_down_and_back`: `--status --json` while the peer is down and after
-//!   its backlog went out without a new event;
+//!   its backlog went out without a new event; SIGINT ends it like SIGTERM;
 //! * `queue_overflow`: a real `IN_Q_OVERFLOW` (`fs.inotify.max_queued_events`
 //!   lowered while the watcher starts, always restored): every file arrives
 //!   and the warning names the limit;
@@ -132,9 +132,14 @@ fn start_watcher(r: &mut Run, i: usize, args: &[&str], small_queue: Option<u32>)
 /// SIGTERM to the watcher (our own child, by pid); its end and how long
 /// the exit took (at most 30 s, then it is killed).
 fn stop_watcher(r: &mut Run, i: usize, w: Watcher) -> (Done, Duration) {
+    signal_watcher(r, i, w, libc::SIGTERM)
+}
+
+/// As [`stop_watcher`] with signal `sig`.
+fn signal_watcher(r: &mut Run, i: usize, w: Watcher, sig: libc::c_int) -> (Done, Duration) {
     let t = Instant::now();
     // SAFETY: kill(2) on the pid of a child this test started
-    unsafe { libc::kill(w.proc.pid as i32, libc::SIGTERM) };
+    unsafe { libc::kill(w.proc.pid as i32, sig) };
     let d = w.proc.wait_until(Instant::now() + Duration::from_secs(30));
     let took = t.elapsed();
     let name = format!("{}-watcher", r.n(i).short());
@@ -891,8 +896,12 @@ fn peer_down_and_back() {
             after.is_some(),
             format!("--status after n2 is back: pending 0, last_sync set, no error: {seen}"),
         );
-        let (d, _) = stop_watcher(r, 0, w);
-        r.expect(d.code == Some(0), format!("exit 0: {}", d.status()));
+        // SIGINT is handled like SIGTERM
+        let (d, took) = signal_watcher(r, 0, w, libc::SIGINT);
+        r.expect(
+            d.code == Some(0) && took < Duration::from_secs(5),
+            format!("SIGINT: exit 0 within 5 s: {} after {took:?}", d.status()),
+        );
         r.stop_daemon(1, server);
     });
 }
