@@ -110,6 +110,17 @@ pub enum Net {
     Catchupx = 78,
     // tests/net_watch.rs
     Watch = 79,
+    // tests/net_watch2.rs
+    Watchreal = 80,
+    Watchthree = 81,
+    Watchconfl = 82,
+    Watchhung = 83,
+    Watchdown = 84,
+    Watchqueue = 85,
+    Watchterm = 86,
+    Watchburst = 87,
+    Watchlate = 88,
+    // tests/net_watch.rs
     WatchReload = 100,
 }
 
