@@ -383,6 +383,12 @@ impl Db {
         Ok(())
     }
 
+    /// Takes the write lock now (a transaction that later statements join):
+    /// what is read next cannot change before this connection commits.
+    pub fn begin_write(&mut self) -> Result<()> {
+        self.before_write()
+    }
+
     /// Commits when the batch is large or old. Call only between whole-file
     /// operations, so a crash never separates a file row from its dirty rows.
     pub fn checkpoint(&mut self) -> Result<()> {

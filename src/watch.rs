@@ -53,6 +53,8 @@ extern "C" fn on_hup(_: libc::c_int) {
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long a stopping daemon waits for pushes under way.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long after a check the peers look at their rows once more.
+const LOOK_AGAIN: Duration = Duration::from_secs(2);
 /// How often the loops look at the signal flags when nothing happens.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -187,6 +189,29 @@ impl From<Req> for Msg {
     }
 }
 
+/// A file as a push read its row: the file row's check text, and the
+/// file's identity on disk (inode and change time to the nanosecond: a
+/// version written in the same second with the same size has the same
+/// check text, but never the same inode and ctime).
+#[derive(Clone, PartialEq, Eq)]
+struct Seen {
+    text: Option<Vec<u8>>,
+    disk: Option<(u64, i64, i64)>,
+}
+
+fn seen(cfg: &Config, db: &Db, file: &[u8]) -> Result<Seen, Fatal> {
+    use std::os::unix::fs::MetadataExt;
+    let disk = cfg.prefix_decode(file).ok().and_then(|real| {
+        std::fs::symlink_metadata(paths::as_path(&real))
+            .ok()
+            .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
+    });
+    Ok(Seen {
+        text: db.file_checktxt(file)?,
+        disk,
+    })
+}
+
 /// The loop's view of one peer.
 struct PeerSlot {
     name: Vec<u8>,
@@ -204,11 +229,7 @@ struct PeerSlot {
     /// rows: a row the push finishes stays dirty if its file row changed
     /// meanwhile (a check or this host's server recorded a newer version
     /// than the push may have read)
-    read: FastMap<Vec<u8>, Option<Vec<u8>>>,
-    /// files the peer refused as a conflict, with their check text then:
-    /// not offered again until it changes (retrying would only make both
-    /// sides mark the file again for every other peer, and re-send it)
-    parked: FastMap<Vec<u8>, Option<Vec<u8>>>,
+    read: FastMap<Vec<u8>, Seen>,
     started: Instant,
     /// the first push ended (for READY=1)
     settled: bool,
@@ -278,7 +299,6 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
                 retry: None,
                 files: 0,
                 read: FastMap::default(),
-                parked: FastMap::default(),
                 started: Instant::now(),
                 settled: false,
             });
@@ -291,6 +311,8 @@ pub fn run(cfg: &Config, db: &mut Db, o: &WatchOptions) -> Result<Errors, Fatal>
             slots,
             pending: BTreeMap::new(),
             first_event: None,
+            look_again: None,
+            parked: FastMap::default(),
             // no peer to wait for: the start-up is over
             ready: peers.is_empty(),
         };
@@ -320,6 +342,13 @@ struct Loop<'a> {
     /// paths to check (true: with what is below them)
     pending: BTreeMap<Vec<u8>, bool>,
     first_event: Option<Instant>,
+    /// when the peers look at their dirty rows again after a check
+    look_again: Option<Instant>,
+    /// files in a conflict no `auto` rule resolved, as they were then: not
+    /// sent to any peer until they change (retrying would only make the
+    /// other side mark the file again for every third peer and send it
+    /// there, and the third peers would flip between the two versions)
+    parked: FastMap<Vec<u8>, Seen>,
     /// READY=1 was sent
     ready: bool,
 }
@@ -363,8 +392,19 @@ impl Loop<'_> {
                     checker.check_real(&path, recursive)?;
                 }
                 drop(checker);
+                self.unpark(db)?;
                 db.commit()?;
                 self.first_event = None;
+                for i in 0..self.slots.len() {
+                    self.wake(i, false);
+                }
+                // this host's server marks rows too (a conflict it lost, a
+                // forced version it took) and commits when its session
+                // ends: the peers look at their rows once more after that
+                self.look_again = Some(Instant::now() + LOOK_AGAIN);
+            }
+            if self.look_again.is_some_and(|t| Instant::now() >= t) {
+                self.look_again = None;
                 for i in 0..self.slots.len() {
                     self.wake(i, false);
                 }
@@ -383,6 +423,9 @@ impl Loop<'_> {
     /// peer's retry. (While pushes run, also soon: idle gaps commit.)
     fn next_deadline(&self) -> Option<Instant> {
         let mut at = self.first_event.map(|t| t + self.o.delay);
+        if let Some(t) = self.look_again {
+            at = Some(at.map_or(t, |a| a.min(t)));
+        }
         for s in self.slots.iter().filter(|s| !s.busy) {
             if let Some((r, _)) = s.retry {
                 at = Some(at.map_or(r, |a: Instant| a.min(r)));
@@ -431,6 +474,25 @@ impl Loop<'_> {
         Ok(())
     }
 
+    /// Files held back by a conflict that changed since (the winner's
+    /// version arrived, or someone edited them): marked dirty for every
+    /// peer, so that the version this host now has reaches the peers that
+    /// got the losing one (no other host sends it to them).
+    fn unpark(&mut self, db: &mut Db) -> Result<(), Fatal> {
+        let mut changed = Vec::new();
+        for (file, then) in &self.parked {
+            if seen(self.cfg, db, file)? != *then {
+                changed.push(file.clone());
+            }
+        }
+        let opts = crate::mark::MarkOptions { force_new: false };
+        for file in changed {
+            self.parked.remove(&file);
+            crate::mark::mark_dirty(self.cfg, db, &opts, &file, None, None)?;
+        }
+        Ok(())
+    }
+
     /// A database request of a peer's worker.
     fn request(&mut self, db: &mut Db, req: Req) -> Result<(), Fatal> {
         let slot =
@@ -438,16 +500,17 @@ impl Loop<'_> {
         match req {
             Req::Rows { peer, reply } if let Some(i) = slot(&mut self.slots, &peer) => {
                 let s = &mut self.slots[i];
+                let parked = &self.parked;
                 let mut held = Vec::new();
                 let rows = log::capture(&mut held, || -> Result<Vec<DirtyRow>, Fatal> {
                     let mut out = Vec::new();
                     for row in db.dirty_rows_for(&peer)? {
-                        let text = db.file_checktxt(&row.filename)?;
-                        if !row.forced && s.parked.get(&row.filename) == Some(&text) {
+                        let now = seen(self.cfg, db, &row.filename)?;
+                        // (one that changed leaves the list in `unpark`)
+                        if !row.forced && parked.get(&row.filename) == Some(&now) {
                             continue;
                         }
-                        s.parked.remove(&row.filename);
-                        s.read.insert(row.filename.clone(), text);
+                        s.read.insert(row.filename.clone(), now);
                         out.push(row);
                     }
                     Ok(out)
@@ -456,8 +519,11 @@ impl Loop<'_> {
             }
             Req::Done { file, peer } if let Some(i) = slot(&mut self.slots, &peer) => {
                 self.slots[i].files += 1;
+                // under the write lock: this host's server cannot record a
+                // newer version between the look and the delete
+                db.begin_write()?;
                 if let Some(then) = self.slots[i].read.get(&file)
-                    && db.file_checktxt(&file)? != *then
+                    && seen(self.cfg, db, &file)? != *then
                 {
                     // a newer version: it goes again
                     self.slots[i].wanted = true;
@@ -467,12 +533,11 @@ impl Loop<'_> {
             }
             Req::Refused { file, peer, reply } if let Some(i) = slot(&mut self.slots, &peer) => {
                 if reply.starts_with(protocol::ERR_CONFLICT.as_bytes()) {
-                    let s = &mut self.slots[i];
-                    let text = match s.read.get(&file) {
+                    let then = match self.slots[i].read.get(&file) {
                         Some(t) => t.clone(),
-                        None => db.file_checktxt(&file)?,
+                        None => seen(self.cfg, db, &file)?,
                     };
-                    s.parked.insert(file, text);
+                    self.parked.insert(file, then);
                 }
             }
             other => {
@@ -494,6 +559,7 @@ impl Loop<'_> {
     ) -> Result<(), Fatal> {
         let cfg = self.cfg;
         let s = &mut self.slots[i];
+        let parked = &self.parked;
         s.busy = false;
         s.settled = true;
         let ms = s.started.elapsed().as_millis();
@@ -510,7 +576,7 @@ impl Loop<'_> {
         let mut left = 0;
         for r in db.dirty_rows_for(&s.name)? {
             if cfg.selects(&r.filename, false)
-                && (r.forced || s.parked.get(&r.filename) != Some(&db.file_checktxt(&r.filename)?))
+                && (r.forced || parked.get(&r.filename) != Some(&seen(cfg, db, &r.filename)?))
             {
                 left += 1;
             }

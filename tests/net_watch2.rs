@@ -441,7 +441,10 @@ fn three_down(r: &mut Run, servers: Vec<Proc>, w1: Watcher, w2: Watcher) -> (Str
     )
 }
 
-/// Every node's view of `rel` is unchanged for 3 s (no ping-pong).
+/// Every node's view of `rel` is unchanged for 3 s (no ping-pong): the
+/// same inode, mtime and content. (The change time may move: the daemon
+/// that lost a conflict sends the winning version on to every peer once,
+/// and a peer that already has it only gets its metadata set again.)
 fn stable(r: &mut Run, rel: &str) {
     let before: Vec<_> = (0..3).map(|i| look(&r.n(i).p(rel))).collect();
     let end = Instant::now() + Duration::from_secs(3);
@@ -450,7 +453,9 @@ fn stable(r: &mut Run, rel: &str) {
         std::thread::sleep(Duration::from_millis(100));
         for (i, b) in before.iter().enumerate() {
             let now = look(&r.n(i).p(rel));
-            if now != *b {
+            let key =
+                |v: &Option<(u64, i64, i64, Vec<u8>)>| v.as_ref().map(|x| (x.0, x.1, x.3.clone()));
+            if key(&now) != key(b) {
                 let text = |v: &Option<(u64, i64, i64, Vec<u8>)>| {
                     v.as_ref().map(|x| (x.0, x.1, x.2, common::show(&x.3)))
                 };
@@ -614,12 +619,13 @@ fn three_nodes_conflict() {
             "each side still keeps its own version",
         );
         let (log1, log2) = three_down(r, servers, w1, w2);
-        // each side sent its version to n3 once: n3's rows are not made
-        // dirty again by the conflict's retries
+        // each side sent its version to n3 at most once: once the conflict
+        // is known, the file is held back from every peer (a push already
+        // under way may have sent it), and the retries never re-send it
         for (who, log) in [("n1", &log1), ("n2", &log2)] {
             let k = count(log, &format!("Updating {want} on {} ", c.name));
             r.expect(
-                k == 1,
+                k <= 1,
                 format!("no ping-pong: the watcher on {who} sent both.txt to n3 {k} times"),
             );
         }

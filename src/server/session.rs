@@ -452,10 +452,28 @@ impl<'a> Session<'a> {
             dump_dir_fd: None,
         };
         Checker::new(self.cfg, self.db, &copts).check_logical(file, false)?;
-        if flush || !self.db.is_dirty(file)? {
+        let peer = self.peer_name().to_vec();
+        if flush {
+            // this host lost an auto-resolved conflict: the version it had
+            // may already be on a third host, which the winner's push can
+            // reach before it. Marked for every peer (the requester's row
+            // goes with the change), the winning version follows it there.
+            // (Ours: the real server marks nothing here; with two hosts
+            // there is no third one and nothing is marked.)
+            let third = self
+                .cfg
+                .peers_of(file, Some(&peer))
+                .iter()
+                .any(|(p, me)| *p != peer && p != me);
+            if third {
+                let opts = MarkOptions { force_new: false };
+                mark::mark_dirty(self.cfg, self.db, &opts, file, Some(&peer), None)?;
+            }
             return Ok(true);
         }
-        let peer = self.peer_name().to_vec();
+        if !self.db.is_dirty(file)? {
+            return Ok(true);
+        }
         let opts = MarkOptions { force_new: false };
         mark::mark_dirty(self.cfg, self.db, &opts, file, Some(&peer), None)?;
         Ok(false)

@@ -552,6 +552,14 @@ impl<'a> PeerRun<'a, '_> {
         Ok(false)
     }
 
+    /// A conflict no `auto` rule resolved: counted, silent at level 0 (as
+    /// the real client), and told to the database's owner.
+    fn conflict_stays(&mut self, file: &[u8]) {
+        self.errors.count();
+        self.db
+            .refused(file, self.peer, protocol::ERR_CONFLICT.as_bytes());
+    }
+
     fn mark_subtree(&mut self, dir: &[u8]) -> Result<(), Fatal> {
         self.db.mark_subtree(self.cfg, dir, self.peer)
     }
@@ -675,7 +683,7 @@ impl<'a> PeerRun<'a, '_> {
     /// group's `auto` rule; then FLUSH and DEL again.
     fn resolve_deletion(&mut self, file: &[u8], key: &[u8]) -> Result<(), PassError> {
         if !self.auto_resolve(file, key, None)? {
-            self.errors.count();
+            self.conflict_stays(file);
             self.stays();
             return Ok(());
         }
@@ -811,7 +819,7 @@ impl<'a> PeerRun<'a, '_> {
             Step::Failed => return Ok(self.stays()),
             Step::Conflict => {
                 if !self.auto_resolve(file, key, Some(st))? {
-                    self.errors.count();
+                    self.conflict_stays(file);
                     return Ok(self.stays());
                 }
                 // the entry starts over, forced
