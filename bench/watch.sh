@@ -152,8 +152,9 @@ for kind in $rows_wanted; do
     p50=$(pct 50 < "$work/watch-lat-$kind.txt")
     p99=$(pct 99 < "$work/watch-lat-$kind.txt")
     bt=$(python3 bench/watchlat.py burst "$a" "$b" "$burst" "$kind")
-    # settle, then 60 idle seconds
-    sleep 5
+    # settle (the burst's last pushes and the look at the rows after
+    # them), then the idle seconds
+    sleep 15
     c0=$(cpu_ticks "$wp")
     sleep "$idle_s"
     c1=$(cpu_ticks "$wp")
