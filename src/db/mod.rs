@@ -11,6 +11,8 @@
 //! invalid UTF-8). The API below takes and returns decoded byte strings.
 
 mod location;
+mod mysql;
+mod pgsql;
 mod sqlite;
 
 use crate::urlenc::{decode, encode};
@@ -185,7 +187,6 @@ impl Stmt {
 
 /// How a backend call failed.
 #[derive(Debug)]
-#[allow(dead_code)] // Retry and Lost: the server backends
 pub(crate) enum Failure {
     /// locked by another connection for longer than the lock timeout
     Busy,
@@ -283,13 +284,10 @@ impl Db {
             Location::Sqlite { shown, path } => {
                 sqlite::open(shown, path, lock_timeout, async_writes)?
             }
-            Location::Server(url) => {
-                return Err(DbError(format!(
-                    "Can't open database: {} ({} databases are not supported by this build of csync2-rs)",
-                    url.safe,
-                    url.scheme()
-                )));
-            }
+            Location::Server(url) => match url.kind {
+                ServerKind::Pgsql => pgsql::open(url)?,
+                ServerKind::Mysql => mysql::open(url)?,
+            },
             Location::Unsupported { shown, why } => {
                 return Err(DbError(format!("Can't open database: {shown} ({why})")));
             }
