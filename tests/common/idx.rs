@@ -155,3 +155,25 @@ pub fn port_offset() -> u16 {
         Err(_) => 0,
     }
 }
+
+/// Slots of the private database servers of `tests/common/dbserver.rs`
+/// (PostgreSQL on port `36000 + slot`, MariaDB on `36500 + slot`, both
+/// plus the offset); one per test that starts a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum DbSrv {
+    // tests/db_pgsql.rs
+    PgLocal = 1,
+    PgSwap = 2,
+    PgBad = 3,
+    PgGone = 4,
+    PgPush = 5,
+    PgBusy = 6,
+    // tests/db_mysql.rs
+    MyLocal = 21,
+    MySwap = 22,
+    MyBad = 23,
+    MyGone = 24,
+    MyNames = 25,
+    MyPush = 26,
+}
