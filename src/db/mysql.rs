@@ -94,6 +94,8 @@ fn val(v: Value) -> Val {
 fn reason(e: &mysql::Error) -> String {
     match e {
         mysql::Error::MySqlError(m) => m.message.clone(),
+        mysql::Error::DriverError(d) => d.to_string(),
+        mysql::Error::IoError(e) => e.to_string(),
         other => other.to_string(),
     }
 }
