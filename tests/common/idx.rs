@@ -110,6 +110,12 @@ pub enum Net {
     Catchupx = 78,
     // tests/net_watch.rs
     Watch = 79,
+    // tests/db_push.rs
+    Pgpushoo = 80,
+    Pgpushor = 81,
+    Pgpushro = 82,
+    Mypushoo = 83,
+    Mypushro = 84,
 }
 
 impl Net {
@@ -169,6 +175,9 @@ pub enum DbSrv {
     PgGone = 4,
     PgPush = 5,
     PgBusy = 6,
+    PgPushRo = 7,
+    PgConc = 8,
+    PgPushOr = 9,
     // tests/db_mysql.rs
     MyLocal = 21,
     MySwap = 22,
@@ -176,4 +185,6 @@ pub enum DbSrv {
     MyGone = 24,
     MyNames = 25,
     MyPush = 26,
+    MyPushRo = 27,
+    MyConc = 28,
 }
