@@ -223,8 +223,14 @@ fn create_database(url: &ServerUrl) -> Result<(), String> {
     );
     match admin.batch_execute(&sql) {
         Ok(()) => Ok(()),
-        // another process created it meanwhile
-        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        // another process created it meanwhile (at the same moment: the
+        // catalog's unique index says so)
+        Err(e)
+            if e.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                || e.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(format!(
             "could not create database {}: {}",
             url.database,

@@ -187,4 +187,5 @@ pub enum DbSrv {
     MyPush = 26,
     MyPushRo = 27,
     MyConc = 28,
+    MyBusy = 29,
 }
