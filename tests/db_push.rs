@@ -103,6 +103,7 @@ fn push(label: &str, idx: Net, client: Imp, server: Imp, srv: &dyn Srv, user: &s
         !files2.iter().any(|r| r.contains("/sub/b|")),
         "{label}: the deleted file's row went: {files2:#?}"
     );
+    common::dbcase::forget_records(srv);
     if !std::thread::panicking() {
         let _ = std::fs::remove_dir_all(&base);
     }

@@ -21,6 +21,7 @@ pub const TABLES: [(&str, &str); 5] = [
 /// A server the scenarios run against.
 pub trait Srv {
     fn url(&self, user: &str, db: &str) -> String;
+    fn port(&self) -> u16;
     /// Every table's rows, sorted (a missing table: `None`).
     fn dump(&self, db: &str) -> BTreeMap<&'static str, Option<Vec<String>>>;
 }
@@ -28,6 +29,10 @@ pub trait Srv {
 impl Srv for Pg {
     fn url(&self, user: &str, db: &str) -> String {
         Pg::url(self, user, db)
+    }
+
+    fn port(&self) -> u16 {
+        self.port
     }
 
     fn dump(&self, db: &str) -> BTreeMap<&'static str, Option<Vec<String>>> {
@@ -56,6 +61,10 @@ impl Srv for Pg {
 impl Srv for My {
     fn url(&self, user: &str, db: &str) -> String {
         My::url(self, user, db)
+    }
+
+    fn port(&self) -> u16 {
+        self.port
     }
 
     fn dump(&self, db: &str) -> BTreeMap<&'static str, Option<Vec<String>>> {
@@ -191,4 +200,18 @@ pub fn fails_cleanly(l: &Local, url: &str, args: &[&str], shown: &str, what: &st
     );
     assert!(!err.contains("exceedingly busy"), "{what}: {err}");
     err
+}
+
+/// Removes the `--status` records our runs left in `/var/lib/csync2` for
+/// the databases of this server.
+pub fn forget_records(srv: &dyn Srv) {
+    let tag = format!("-127-0-0-1-{}-", srv.port());
+    if let Ok(rd) = std::fs::read_dir("/var/lib/csync2") {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if (n.starts_with("pgsql-") || n.starts_with("mysql-")) && n.contains(&tag) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
