@@ -137,3 +137,80 @@ fn mysql_waits_for_a_locked_table() {
     assert!(waited > Duration::from_secs(5), "it waited: {waited:?}");
     assert_eq!(my.dump("locked")["file"].as_ref().unwrap().len(), 51);
 }
+
+/// A transaction the server aborts (deadlock_detected, here raised by a
+/// trigger twice, exactly as PostgreSQL reports a real one) runs again and
+/// completes: every row is there once.
+#[test]
+fn pgsql_aborted_transaction_runs_again() {
+    let pg = Pg::start(DbSrv::PgDeadlock);
+    let l = Local::new("pgdeadlock");
+    for i in 0..100 {
+        l.file(format!("f{i:03}").as_bytes(), b"x");
+    }
+    let url = pg.url("postgres", "deadlock");
+    let o = l.run(Ours, &url, &["-M"]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr_str());
+    // a sequence is not rolled back with the transaction: two failures
+    pg.psql(
+        "deadlock",
+        "CREATE SEQUENCE fails; \
+         CREATE FUNCTION abort_twice() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.filename LIKE '%/f010' AND nextval('fails') <= 2 THEN \
+         RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01'; END IF; \
+         RETURN NEW; END $$; \
+         CREATE TRIGGER abort_twice BEFORE INSERT ON file FOR EACH ROW EXECUTE FUNCTION abort_twice()",
+    );
+    let o = l.run(Ours, &url, &["-vv", "-cr", &l.p("")]);
+    let err = o.stderr_str();
+    assert_eq!(o.code, Some(0), "{err}");
+    let again: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("running it again"))
+        .collect();
+    assert_eq!(again.len(), 2, "two replays: {again:?}");
+    assert_eq!(
+        pg.psql("deadlock", "SELECT last_value FROM fails").trim(),
+        "3"
+    );
+    let dump = pg.dump("deadlock");
+    assert_eq!(dump["file"].as_ref().unwrap().len(), 101);
+    assert_eq!(dump["dirty"].as_ref().unwrap().len(), 202);
+}
+
+/// The same on MariaDB: a deadlock error (1213) twice, then success.
+#[test]
+fn mysql_aborted_transaction_runs_again() {
+    let my = My::start(DbSrv::MyDeadlock);
+    let l = Local::new("mydeadlock");
+    for i in 0..100 {
+        l.file(format!("f{i:03}").as_bytes(), b"x");
+    }
+    let url = my.url("root", "deadlock");
+    let o = l.run(Ours, &url, &["-M"]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr_str());
+    // MyISAM keeps its rows when the transaction is rolled back
+    my.sql(
+        "deadlock",
+        "CREATE TABLE fails (n INT) ENGINE=MyISAM;\n\
+         DELIMITER //\n\
+         CREATE TRIGGER abort_twice BEFORE INSERT ON file FOR EACH ROW BEGIN \
+         IF NEW.filename LIKE '%/f010' THEN INSERT INTO fails VALUES (1); \
+         IF (SELECT count(*) FROM fails) <= 2 THEN \
+         SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'Deadlock found (test)'; \
+         END IF; END IF; END //\n\
+         DELIMITER ;",
+    );
+    let o = l.run(Ours, &url, &["-vv", "-cr", &l.p("")]);
+    let err = o.stderr_str();
+    assert_eq!(o.code, Some(0), "{err}");
+    let again: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("running it again"))
+        .collect();
+    assert_eq!(again.len(), 2, "two replays: {again:?}");
+    assert_eq!(my.sql("deadlock", "SELECT count(*) FROM fails").trim(), "3");
+    let dump = my.dump("deadlock");
+    assert_eq!(dump["file"].as_ref().unwrap().len(), 101);
+    assert_eq!(dump["dirty"].as_ref().unwrap().len(), 202);
+}

@@ -13,6 +13,7 @@ use common::dbcase::Srv;
 use common::dbserver::{My, Pg};
 use common::idx::DbSrv;
 use net::*;
+use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 fn push(label: &str, idx: Net, client: Imp, server: Imp, srv: &dyn Srv, user: &str) {
@@ -41,7 +42,7 @@ fn push(label: &str, idx: Net, client: Imp, server: Imp, srv: &dyn Srv, user: &s
             imp: Imp::Ours,
             ..n.clone()
         }
-        .run(&[std::ffi::OsString::from("-M")]);
+        .run(&[OsString::from("-M")]);
         assert!(d.code == Some(2) || d.code == Some(0), "{}", d.status());
     }
     n1.file("a", "first file\n", 0o644, T0);
@@ -50,10 +51,10 @@ fn push(label: &str, idx: Net, client: Imp, server: Imp, srv: &dyn Srv, user: &s
     n1.file("sp ace", "third\n", 0o644, T0 + 2);
     fix_dir_mtimes(&n1.tree);
     let round = |what: &str| {
-        let srv_proc = n2.spawn(&[std::ffi::OsString::from("-iii")]);
+        let srv_proc = n2.spawn(&[OsString::from("-iii")]);
         let srv_proc = await_listening(srv_proc, n2.addr, port, Duration::from_millis(20))
             .unwrap_or_else(|d| panic!("{what}: the server did not listen: {}", d.status()));
-        let c = n1.run(&[std::ffi::OsString::from("-x")]);
+        let c = n1.run(&[OsString::from("-x")]);
         let s = srv_proc.wait_until(Instant::now() + TIMEOUT);
         assert_eq!(
             c.code,
@@ -158,4 +159,96 @@ fn mysql_ours_to_ours() {
 fn mysql_real_to_ours() {
     let my = My::start(DbSrv::MyPushRo);
     push("mypushro", Net::Mypushro, Imp::Real, Imp::Ours, &my, "root");
+}
+
+/// TLS, `-T` and `--status` with both hosts' state on a server: the
+/// certificates are pinned in `x509_cert`, the databases compare in sync,
+/// and the status shows the push.
+fn tls_compare_status(label: &str, idx: Net, srv: &dyn Srv, user: &str) {
+    let hs = hosts(label, idx, 2);
+    let base = base_dir(label);
+    let sync = base.join("sync");
+    let port = port(idx, 0);
+    let mut n1 = Node::new(&hs[0], Imp::Ours, Role::Client, port, &base, &sync);
+    let mut n2 = Node::new(&hs[1], Imp::Ours, Role::Server, port, &base, &sync);
+    n1.db_url = Some(srv.url(user, "t1db"));
+    n2.db_url = Some(srv.url(user, "t2db"));
+    let certs = base.join("certs");
+    let c1 = host_cert(&certs, &hs[0], 0, KeyKind::P256);
+    let c2 = host_cert(&certs, &hs[1], 1, KeyKind::P256);
+    install(&n1, &c1);
+    install(&n2, &c2);
+    for n in [&n1, &n2] {
+        n.write_etc(
+            "csync2.cfg",
+            &format!(
+                "group g {{\n    host {} {};\n    key g.key;\n    include {};\n}}\n",
+                hs[0].name,
+                hs[1].name,
+                sync.display()
+            ),
+        );
+        n.write_etc("g.key", KEY1);
+    }
+    n1.file("a", "tls file\n", 0o644, T0);
+    fix_dir_mtimes(&n1.tree);
+    let serve = |what: &str| {
+        let p = n2.spawn(&[OsString::from("-iii")]);
+        await_listening(p, n2.addr, port, Duration::from_millis(20))
+            .unwrap_or_else(|d| panic!("{what}: the server did not listen: {}", d.status()))
+    };
+    let s = serve("push");
+    let c = n1.run(&[OsString::from("-x")]);
+    let sd = s.wait_until(Instant::now() + TIMEOUT);
+    assert_eq!(
+        c.code,
+        Some(0),
+        "{label}: {}\n{}",
+        common::show_lossy(&c.stderr),
+        common::show_lossy(&sd.stderr)
+    );
+    assert_eq!(n2.read("a").as_deref(), Some(&b"tls file\n"[..]));
+    let pinned = |db: &str| srv.dump(db)["x509_cert"].clone().unwrap();
+    assert_eq!(pinned("t1db").len(), 1, "{label}: n1 pinned n2");
+    assert!(
+        pinned("t1db")[0].ends_with(&c2.hex),
+        "{label}: n2's certificate"
+    );
+    assert!(
+        pinned("t2db")[0].ends_with(&c1.hex),
+        "{label}: n1's certificate"
+    );
+    // -T: the two databases agree (exit 2)
+    let s = serve("compare");
+    let t = n1.run(&[OsString::from("-T")]);
+    s.wait_until(Instant::now() + TIMEOUT);
+    assert_eq!(
+        t.code,
+        Some(2),
+        "{label}: -T: {}",
+        common::show_lossy(&t.stdout)
+    );
+    // --status: nothing pending, a last sync
+    let st = n1.run(&[OsString::from("--status")]);
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        text.contains("0 pending") && !text.contains("last sync never"),
+        "{label}: {text}"
+    );
+    common::dbcase::forget_records(srv);
+    if !std::thread::panicking() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
+
+#[test]
+fn pgsql_tls_compare_status() {
+    let pg = Pg::start(DbSrv::PgTls);
+    tls_compare_status("pgtls", Net::Pgtls, &pg, "postgres");
+}
+
+#[test]
+fn mysql_tls_compare_status() {
+    let my = My::start(DbSrv::MyTls);
+    tls_compare_status("mytls", Net::Mytls, &my, "root");
 }

@@ -116,6 +116,8 @@ pub enum Net {
     Pgpushro = 82,
     Mypushoo = 83,
     Mypushro = 84,
+    Pgtls = 85,
+    Mytls = 86,
 }
 
 impl Net {
@@ -178,6 +180,8 @@ pub enum DbSrv {
     PgPushRo = 7,
     PgConc = 8,
     PgPushOr = 9,
+    PgTls = 10,
+    PgDeadlock = 11,
     // tests/db_mysql.rs
     MyLocal = 21,
     MySwap = 22,
@@ -188,4 +192,6 @@ pub enum DbSrv {
     MyPushRo = 27,
     MyConc = 28,
     MyBusy = 29,
+    MyTls = 30,
+    MyDeadlock = 31,
 }
