@@ -6,12 +6,16 @@ cargo build --release --quiet
 ours=$PWD/target/release/csync2
 real=/usr/sbin/csync2
 work=/tmp/csync2-bench
+# BENCH_SMALL=1: a tree of small files (the million-file profile), in a
+# place of its own
+size=source
+[ "${BENCH_SMALL:-0}" = 1 ] && work=/tmp/csync2-bench-small && size=small
 tree=$work/tree
 
 # the synthetic tree of $files files, made once and kept between runs
 if [ ! -f "$work/.tree-$files" ]; then
     rm -rf "$work"; mkdir -p "$tree"
-    python3 bench/mktree.py "$tree" "$files"
+    python3 bench/mktree.py "$tree" "$files" "$size"
     touch "$work/.tree-$files"
 fi
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Builds a deterministic source-code-like tree: N files (default 128,000)
 in nested directories, sizes drawn from a log-normal distribution with a
-mean of about 13 KiB (about 1.7 GB in all), fixed mtimes."""
+mean of about 13 KiB (about 1.7 GB in all), fixed mtimes. With a third
+argument `small`: the same shape with files of 20 to 400 bytes (the
+million-file profile)."""
 import os, random, sys
 
 root = sys.argv[1]
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 128000
+small = len(sys.argv) > 3 and sys.argv[3] == "small"
 rng = random.Random(2026)
 chunk = bytes(rng.getrandbits(8) for _ in range(1 << 20)).replace(b"\0", b"x")
 made = 0
@@ -18,7 +21,10 @@ while made < count:
         for i in range(50):
             if made >= count:
                 break
-            size = min(int(rng.lognormvariate(8.85, 1.15)), len(chunk))
+            if small:
+                size = rng.randrange(20, 401)
+            else:
+                size = min(int(rng.lognormvariate(8.85, 1.15)), len(chunk))
             off = rng.randrange(0, len(chunk) - size + 1)
             p = os.path.join(d, f"file{i:03d}.c")
             with open(p, "wb") as f:

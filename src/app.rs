@@ -196,6 +196,7 @@ fn finish(ended: Ended) -> i32 {
 struct Run<'a> {
     o: &'a Options,
     cfg: &'a Config,
+    host: &'a Host,
     /// the file arguments as real names
     reals: Vec<Vec<u8>>,
     /// the current directory (for `-T`'s file argument)
@@ -217,6 +218,7 @@ impl<'a> Run<'a> {
         Run {
             o,
             cfg,
+            host,
             reals: o.args.iter().map(|a| paths::real_name(a, &cwd)).collect(),
             cwd,
             check: CheckOptions {
@@ -442,11 +444,22 @@ impl<'a> Run<'a> {
             args: Vec::new(),
             client: &self.client,
         };
+        let cfgname = o.cfgname.clone().unwrap_or_default();
+        let load = load_options(o);
+        let config_loads = || {
+            setup::load_config(self.host, &load, &cfgname).is_ok_and(|c| {
+                c.is_member() || {
+                    log::debug(0, "This host is not a member of any configured group.");
+                    false
+                }
+            })
+        };
         let wopts = crate::watch::WatchOptions {
             delay: std::time::Duration::from_secs_f64(delay),
             check: &self.check,
             update: &uopts,
             client: &self.client,
+            config_loads: &config_loads,
         };
         let errors = crate::watch::run(self.cfg, db, &wopts)?;
         Ok(Ended { code: 0, errors })

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 /// Where messages go and how they look, set up once at start.
 pub struct Sink {
     verbosity: AtomicU32,
+    /// levels above 0 need this many more `-v` (the `--watch` daemon's
+    /// own lines take level 1, what its runs print moves down one)
+    shift: AtomicU32,
     syslog: AtomicBool,
     timestamps: AtomicBool,
     /// `<pid> ` before each line (a forked server connection)
@@ -36,6 +39,7 @@ pub struct Sink {
 
 static SINK: Sink = Sink {
     verbosity: AtomicU32::new(0),
+    shift: AtomicU32::new(0),
     syslog: AtomicBool::new(false),
     timestamps: AtomicBool::new(false),
     pid_prefix: AtomicBool::new(false),
@@ -59,7 +63,13 @@ pub fn verbosity() -> u32 {
 }
 
 pub fn enabled(level: u32) -> bool {
-    level <= verbosity()
+    level == 0 || level + SINK.shift.load(Ordering::Relaxed) <= verbosity()
+}
+
+/// From now on, messages of level 1 and more need `shift` more `-v`
+/// ([`note`] is not shifted).
+pub fn set_level_shift(shift: u32) {
+    SINK.shift.store(shift, Ordering::Relaxed);
 }
 
 pub fn set_timestamps(on: bool) {
@@ -178,6 +188,11 @@ pub fn capture<T>(into: &mut Vec<Held>, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// [`capture`] when `on`; else just runs `f`.
+pub fn capture_if<T>(on: bool, into: &mut Vec<Held>, f: impl FnOnce() -> T) -> T {
+    if on { capture(into, f) } else { f() }
+}
+
 /// Holds what `make` gives when a capture is running; false: print it.
 fn hold(make: impl FnOnce() -> Held) -> bool {
     CAPTURE.with(|c| match c.borrow_mut().as_mut() {
@@ -219,10 +234,20 @@ pub fn stdout(b: &[u8]) {
 
 /// Prints a message of `level` (0 = always).
 pub fn debug(level: u32, msg: impl AsRef<[u8]>) {
-    if !enabled(level) {
-        return;
+    if enabled(level) {
+        emit(level, msg.as_ref());
     }
-    let msg = msg.as_ref();
+}
+
+/// A message of `level` that ignores [`set_level_shift`]: the `--watch`
+/// daemon's one line per push.
+pub fn note(level: u32, msg: impl AsRef<[u8]>) {
+    if level <= verbosity() {
+        emit(level, msg.as_ref());
+    }
+}
+
+fn emit(level: u32, msg: &[u8]) {
     if hold(|| Held::Log(level, msg.to_vec())) {
         return;
     }

@@ -130,9 +130,9 @@ pub fn report_fatal(f: &Fatal) -> i32 {
     1
 }
 
-/// Reads the config named `cfgname` and opens its database, printing any
-/// fatal error; Err means "exit 1" (config.md §1.4, cli.md §1 steps 10–13).
-pub fn load(host: &Host, o: &LoadOptions, cfgname: &[u8]) -> Result<(Config, Db), LoadFailed> {
+/// Reads the config named `cfgname`, printing what is wrong with it (a
+/// `--watch` daemon checks a changed config this way before it restarts).
+pub fn load_config(host: &Host, o: &LoadOptions, cfgname: &[u8]) -> Result<Config, LoadFailed> {
     if !valid_config_name(cfgname) {
         log::debug(0, "Config names are limited to [a-z0-9]+.");
         return Err(LoadFailed);
@@ -151,11 +151,11 @@ pub fn load(host: &Host, o: &LoadOptions, cfgname: &[u8]) -> Result<(Config, Db)
         only_groups: o.only_groups.as_deref(),
         only_peers: o.only_peers.as_deref(),
     };
-    let cfg = match config::parse_file(
+    match config::parse_file(
         &PathBuf::from(std::ffi::OsStr::from_bytes(&cfg_path)),
         &popts,
     ) {
-        Ok(c) => c,
+        Ok(c) => Ok(c),
         Err(e) => {
             if e.plain_stderr {
                 log::raw_stderr(e.message.as_bytes());
@@ -165,10 +165,16 @@ pub fn load(host: &Host, o: &LoadOptions, cfgname: &[u8]) -> Result<(Config, Db)
             if let Some(d) = &e.detail {
                 log::debug(0, d.as_bytes());
             }
-            return Err(LoadFailed);
+            Err(LoadFailed)
         }
-    };
+    }
+}
 
+/// Reads the config named `cfgname` and opens its database, printing any
+/// fatal error; Err means "exit 1" (config.md §1.4, cli.md §1 steps 10–13).
+pub fn load(host: &Host, o: &LoadOptions, cfgname: &[u8]) -> Result<(Config, Db), LoadFailed> {
+    let cfg = load_config(host, o, cfgname)?;
+    let myname = &host.myname;
     let dbspec = o
         .dbspec
         .clone()

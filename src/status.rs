@@ -73,8 +73,10 @@ pub fn read(db: &Db) -> BTreeMap<Vec<u8>, PeerState> {
 }
 
 /// Records how the pushes to these peers ended: Ok, or the first error
-/// line. Written whole to a temporary file and renamed; a failure only
-/// costs the status, so it is reported at -v and otherwise ignored.
+/// line. Written whole to a temporary file and renamed, under a lock on
+/// the file (a cron `-x`, a daemon's peers and a catch-up may record at
+/// once); a failure only costs the status, so it is reported at -v and
+/// otherwise ignored.
 pub fn record(db: &Db, results: &[Ended]) {
     if results.is_empty() {
         return;
@@ -82,23 +84,29 @@ pub fn record(db: &Db, results: &[Ended]) {
     let Some(path) = db.peer_state_file() else {
         return;
     };
-    let mut states = read(db);
-    let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
-    for (peer, r) in results {
-        let s = states.entry(peer.clone()).or_default();
-        match r {
-            Ok(()) => {
-                s.last_sync = Some(now);
-                s.last_error = None;
+    let written = locked(&path).and_then(|_lock| {
+        let mut states = read(db);
+        let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
+        for (peer, r) in results {
+            let s = states.entry(peer.clone()).or_default();
+            match r {
+                Ok(()) => {
+                    s.last_sync = Some(now);
+                    s.last_error = None;
+                }
+                Err(e) => s.last_error = Some(e.clone()),
             }
-            Err(e) => s.last_error = Some(e.clone()),
         }
-    }
-    let mut tmp = path.clone().into_os_string();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let written = std::fs::write(&tmp, render(&states)).and_then(|_| std::fs::rename(&tmp, &path));
+        // one writer at a time holds the lock: the pid names its file
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let r = std::fs::write(&tmp, render(&states)).and_then(|_| std::fs::rename(&tmp, &path));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    });
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
         log::debug(
             1,
             format!(
@@ -107,6 +115,29 @@ pub fn record(db: &Db, results: &[Ended]) {
                 log::strerror(&e)
             ),
         );
+    }
+}
+
+/// An exclusive lock on the state file as it is now: the file is replaced
+/// by rename, so a lock on a file that was replaced while we waited is
+/// taken again on the new one. Each call opens the file anew, so threads
+/// of one process exclude each other too.
+fn locked(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let held = f.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(f),
+            _ => continue,
+        }
     }
 }
 

@@ -180,3 +180,84 @@ fn changes_arrive_without_a_run() {
         );
     });
 }
+
+/// SIGHUP: a configuration that does not load is reported and the daemon
+/// goes on with the old one; one that loads restarts the daemon in place
+/// (same pid), and what the new configuration includes arrives.
+#[test]
+fn sighup_reloads_the_configuration() {
+    const CFG: &str = "nossl * *;\ngroup g {\n    host {N1} {N2};\n    key g.key;\n    include {SYNC};\n    exclude *.skip;\n}\n";
+    solo("watchreload", Net::WatchReload, 2, &[1], &[MODE_D], |r| {
+        r.config(&CFG.replace("    exclude *.skip;\n", ""));
+        let (a, b) = (r.n(0).clone(), r.n(1).clone());
+        // only the watcher's host excludes them (the server takes them)
+        let tls = r.transport == Transport::Tls;
+        let own = |text: String| {
+            if tls {
+                text.replace("nossl * *;\n", "")
+            } else {
+                text
+            }
+        };
+        let (with, without) = (
+            own(r.subst(CFG)),
+            own(r.subst(&CFG.replace("    exclude *.skip;\n", ""))),
+        );
+        a.write_etc("csync2.cfg", &with);
+        a.file("base.txt", "base\n", 0o644, T0);
+        b.file("base.txt", "base\n", 0o644, T0);
+        r.init();
+        let daemon = r.start_server(1, "-ii");
+        let watcher = a.spawn(&[
+            "--watch".into(),
+            "--delay".into(),
+            "0.2".into(),
+            "-v".into(),
+        ]);
+        a.file("one.txt", "one\n", 0o644, T0 + 1);
+        r.expect(
+            arrives(|| b.read("one.txt").is_some()).is_some(),
+            "a file arrives before the reload",
+        );
+        a.file("held.skip", "excluded for now\n", 0o644, T0 + 1);
+        // a broken configuration: reported, the daemon keeps its own
+        a.write_etc("csync2.cfg", "group g {\n    host nonsense\n");
+        unsafe { libc::kill(watcher.pid as i32, libc::SIGHUP) };
+        a.file("two.txt", "two\n", 0o644, T0 + 2);
+        r.expect(
+            arrives(|| b.read("two.txt").is_some()).is_some(),
+            "after a SIGHUP with a broken configuration, changes still arrive",
+        );
+        // the fixed configuration without the exclude: a restart in place
+        a.write_etc("csync2.cfg", &without);
+        unsafe { libc::kill(watcher.pid as i32, libc::SIGHUP) };
+        r.expect(
+            arrives(|| b.read("held.skip").is_some()).is_some(),
+            "after a SIGHUP with a new configuration, a file it no longer excludes arrives",
+        );
+        a.file("three.txt", "three\n", 0o644, T0 + 3);
+        let three = arrives(|| b.read("three.txt").is_some()).is_some();
+        unsafe { libc::kill(watcher.pid as i32, libc::SIGTERM) };
+        let d = watcher.wait_until(Instant::now() + Duration::from_secs(10));
+        r.expect(
+            three,
+            format!(
+                "the restarted daemon goes on watching:\n{}",
+                common::show(&d.stderr)
+            ),
+        );
+        r.expect(
+            d.code == Some(0),
+            format!(
+                "the same process stops on SIGTERM with exit 0: {}",
+                d.status()
+            ),
+        );
+        let err = common::show(&d.stderr);
+        r.expect(
+            err.contains("does not load") && err.contains("Restarting with the new configuration."),
+            format!("the log says what happened to each SIGHUP:\n{err}"),
+        );
+        r.stop_daemon(1, daemon);
+    });
+}

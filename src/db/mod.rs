@@ -102,6 +102,8 @@ pub(crate) enum Stmt {
     FileAll,
     FileOne,
     FileBelow,
+    FileRange,
+    FileRangeAfter,
     FileSet,
     FileDelete,
     DirtyDelete,
@@ -139,6 +141,12 @@ impl Stmt {
             FileOne => "SELECT filename, checktxt FROM file WHERE filename = ?1 ORDER BY filename",
             FileBelow => {
                 "SELECT filename, checktxt FROM file WHERE filename = ?1 UNION ALL SELECT filename, checktxt FROM file WHERE filename > ?2 AND filename < ?3 ORDER BY filename"
+            }
+            FileRange => {
+                "SELECT filename, checktxt FROM file WHERE filename >= ?1 AND filename < ?2 ORDER BY filename LIMIT ?3"
+            }
+            FileRangeAfter => {
+                "SELECT filename, checktxt FROM file WHERE filename > ?1 AND filename < ?2 ORDER BY filename LIMIT ?3"
             }
             // UNIQUE ( filename ) ON CONFLICT REPLACE: the insert replaces the row
             FileSet => "INSERT INTO file (filename, checktxt) VALUES (?1, ?2)",
@@ -244,6 +252,9 @@ pub type Result<T> = std::result::Result<T, DbError>;
 
 const EXCEEDINGLY_BUSY: &str =
     "Database backend is exceedingly busy => Terminating (requesting retry).";
+
+/// A file row in a walk: encoded name, then name and check text decoded.
+pub type WalkRow = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// A dirty row as stored: encoded filename, myname, peername.
 pub type RawDirty = (Vec<u8>, Vec<u8>, Vec<u8>);
@@ -512,6 +523,37 @@ impl Db {
         Ok(rows
             .into_iter()
             .map(|r| (decode(&r[0].bytes()), decode(&r[1].bytes())))
+            .collect())
+    }
+
+    /// At most `limit` rows whose encoded name is at or after `lo` (after
+    /// it when `after`) and before `hi`, in encoded order: (encoded name,
+    /// name, check text), the last two decoded. A walk pages through a
+    /// range with these, so it never holds more than a page.
+    pub fn file_rows_range(
+        &self,
+        lo: &[u8],
+        after: bool,
+        hi: &[u8],
+        limit: u32,
+    ) -> Result<Vec<WalkRow>> {
+        let s = if after {
+            Stmt::FileRangeAfter
+        } else {
+            Stmt::FileRange
+        };
+        let rows = self.query(
+            "Reading file list",
+            s,
+            &[Arg::Text(lo), Arg::Text(hi), Arg::Int(limit as i64)],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let enc = r[0].bytes();
+                let name = decode(&enc);
+                (enc, name, decode(&r[1].bytes()))
+            })
             .collect())
     }
 

@@ -36,9 +36,11 @@ const SCHEMA: [(&str, &str); 5] = [
 ];
 
 /// The statement in PostgreSQL's words: `$N` parameters, byte order for
-/// every comparison and sort (whatever the database's collation), and
-/// the conflicts SQLite's `ON CONFLICT` clauses settle.
-fn text(s: Stmt) -> String {
+/// every comparison and sort, and the conflicts SQLite's `ON CONFLICT`
+/// clauses settle. `collate`: the database sorts otherwise than by bytes,
+/// so comparisons say `COLLATE "C"` (which keeps them from using the
+/// index: a database of ours is created with the `C` collation).
+fn text(s: Stmt, collate: bool) -> String {
     use Stmt::*;
     let t = match s {
         FileSet => {
@@ -54,8 +56,14 @@ fn text(s: Stmt) -> String {
         }
         _ => s.sqlite().to_string(),
     };
-    t.replace('?', "$")
-        .replace("ORDER BY filename", "ORDER BY filename COLLATE \"C\"")
+    let t = t.replace('?', "$");
+    if !collate {
+        return t;
+    }
+    t.replace("ORDER BY filename", "ORDER BY filename COLLATE \"C\"")
+        .replace("filename >= $1", "filename >= $1 COLLATE \"C\"")
+        .replace("filename > $1", "filename > $1 COLLATE \"C\"")
+        .replace("filename < $2", "filename < $2 COLLATE \"C\"")
         .replace("filename > $2", "filename > $2 COLLATE \"C\"")
         .replace("filename < $3", "filename < $3 COLLATE \"C\"")
         .replace(
@@ -154,6 +162,8 @@ fn failure(e: postgres::Error) -> Failure {
 
 struct Pgsql {
     client: Client,
+    /// the database's collation is not byte order
+    collate: bool,
     prepared: HashMap<Stmt, Statement>,
 }
 
@@ -201,8 +211,16 @@ pub(super) fn open(url: &ServerUrl) -> Result<Box<dyn Backend>, DbError> {
     client
         .batch_execute("SET client_encoding = 'SQL_ASCII'")
         .map_err(|e| cant(reason(&e)))?;
+    let collation = client
+        .query_one(
+            "SELECT datcollate FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .map_err(|e| cant(reason(&e)))?;
+    let collate = !matches!(collation.get::<_, &str>(0), "C" | "POSIX");
     let mut db = Pgsql {
         client,
+        collate,
         prepared: HashMap::new(),
     };
     db.ensure_schema()?;
@@ -298,7 +316,10 @@ impl Pgsql {
         if let Some(st) = self.prepared.get(&s) {
             return Ok(st.clone());
         }
-        let st = self.client.prepare(&text(s)).map_err(failure)?;
+        let st = self
+            .client
+            .prepare(&text(s, self.collate))
+            .map_err(failure)?;
         self.prepared.insert(s, st.clone());
         Ok(st)
     }
@@ -306,7 +327,7 @@ impl Pgsql {
 
 impl Backend for Pgsql {
     fn sql(&self, s: Stmt) -> Cow<'static, str> {
-        Cow::Owned(text(s))
+        Cow::Owned(text(s, self.collate))
     }
 
     fn exec(&mut self, s: Stmt, args: &[Arg]) -> Result<usize, Failure> {

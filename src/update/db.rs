@@ -22,6 +22,8 @@ pub trait PeerDb {
     fn mark_subtree(&mut self, cfg: &Config, dir: &[u8], peer: &[u8]) -> Result<(), Fatal>;
     /// Checks (and on first sight records) the peer's certificate.
     fn pin(&mut self, peer: &[u8], der: &[u8]) -> Result<bool, DbError>;
+    /// The peer refused the file with this reply (its row stays dirty).
+    fn refused(&mut self, _file: &[u8], _peer: &[u8], _reply: &[u8]) {}
 }
 
 impl PeerDb for Db {
@@ -69,6 +71,12 @@ pub enum Req {
     },
     /// no answer: the owner keeps the first error for the end
     Done { file: Vec<u8>, peer: Vec<u8> },
+    /// no answer: the peer refused the file (see [`PeerDb::refused`])
+    Refused {
+        file: Vec<u8>,
+        peer: Vec<u8>,
+        reply: Vec<u8>,
+    },
     MarkSubtree {
         dir: Vec<u8>,
         peer: Vec<u8>,
@@ -87,30 +95,32 @@ pub enum Req {
     },
 }
 
-/// A peer thread's handle on the database.
-pub struct Proxy {
-    tx: Sender<Req>,
+/// A peer thread's handle on the database: its requests go, as `M`, to
+/// the thread that owns it (the update's [`serve`], or the `--watch` loop,
+/// whose messages carry more than database requests).
+pub struct Proxy<M = Req> {
+    tx: Sender<M>,
 }
 
 fn gone() -> Fatal {
     Fatal::msg("The database owner stopped.")
 }
 
-impl Proxy {
-    pub fn new(tx: Sender<Req>) -> Proxy {
+impl<M: From<Req>> Proxy<M> {
+    pub fn new(tx: Sender<M>) -> Proxy<M> {
         Proxy { tx }
     }
 
     fn ask<T>(&self, make: impl FnOnce(Sender<(T, Vec<Held>)>) -> Req) -> Option<T> {
         let (tx, rx) = channel();
-        self.tx.send(make(tx)).ok()?;
+        self.tx.send(M::from(make(tx))).ok()?;
         let (value, held) = rx.recv().ok()?;
         log::replay(held);
         Some(value)
     }
 }
 
-impl PeerDb for Proxy {
+impl<M: From<Req>> PeerDb for Proxy<M> {
     fn dirty_rows(&mut self, peer: &[u8]) -> Result<Vec<DirtyRow>, Fatal> {
         let peer = peer.to_vec();
         self.ask(|reply| Req::Rows { peer, reply })
@@ -119,10 +129,10 @@ impl PeerDb for Proxy {
 
     fn done(&mut self, file: &[u8], peer: &[u8]) -> Result<(), Fatal> {
         self.tx
-            .send(Req::Done {
+            .send(M::from(Req::Done {
                 file: file.to_vec(),
                 peer: peer.to_vec(),
-            })
+            }))
             .map_err(|_| gone())
     }
 
@@ -130,6 +140,14 @@ impl PeerDb for Proxy {
         let (dir, peer) = (dir.to_vec(), peer.to_vec());
         self.ask(|reply| Req::MarkSubtree { dir, peer, reply })
             .unwrap_or_else(|| Err(gone()))
+    }
+
+    fn refused(&mut self, file: &[u8], peer: &[u8], reply: &[u8]) {
+        let _ = self.tx.send(M::from(Req::Refused {
+            file: file.to_vec(),
+            peer: peer.to_vec(),
+            reply: reply.to_vec(),
+        }));
     }
 
     fn pin(&mut self, peer: &[u8], der: &[u8]) -> Result<bool, DbError> {
@@ -159,28 +177,6 @@ pub fn serve(
     while finished < n {
         let Ok(req) = rx.recv() else { break };
         match req {
-            Req::Rows { peer, reply } => {
-                let mut held = Vec::new();
-                let r = log::capture(&mut held, || db.dirty_rows(&peer));
-                let _ = reply.send((r, held));
-            }
-            Req::Done { file, peer } => {
-                if let Err(f) = PeerDb::done(db, &file, &peer)
-                    && db_error.is_none()
-                {
-                    db_error = Some(f);
-                }
-            }
-            Req::MarkSubtree { dir, peer, reply } => {
-                let mut held = Vec::new();
-                let r = log::capture(&mut held, || db.mark_subtree(cfg, &dir, &peer));
-                let _ = reply.send((r, held));
-            }
-            Req::Pin { peer, der, reply } => {
-                let mut held = Vec::new();
-                let r = log::capture(&mut held, || PeerDb::pin(db, &peer, &der));
-                let _ = reply.send((r, held));
-            }
             Req::Finished {
                 index,
                 held,
@@ -197,6 +193,13 @@ pub fn serve(
                     };
                     log::replay(std::mem::take(held));
                     printed += 1;
+                }
+            }
+            other => {
+                if let Err(f) = apply(cfg, db, other)
+                    && db_error.is_none()
+                {
+                    db_error = Some(f);
                 }
             }
         }
@@ -216,4 +219,29 @@ pub fn serve(
         Some(f) => Err(f),
         None => Ok(errors),
     }
+}
+
+/// Carries out a request other than `Finished` (which only [`serve`]
+/// expects). Err: a `Done` failed (it has no one to answer to).
+pub fn apply(cfg: &Config, db: &mut Db, req: Req) -> Result<(), Fatal> {
+    match req {
+        Req::Rows { peer, reply } => {
+            let mut held = Vec::new();
+            let r = log::capture(&mut held, || db.dirty_rows(&peer));
+            let _ = reply.send((r, held));
+        }
+        Req::Done { file, peer } => PeerDb::done(db, &file, &peer)?,
+        Req::MarkSubtree { dir, peer, reply } => {
+            let mut held = Vec::new();
+            let r = log::capture(&mut held, || db.mark_subtree(cfg, &dir, &peer));
+            let _ = reply.send((r, held));
+        }
+        Req::Pin { peer, der, reply } => {
+            let mut held = Vec::new();
+            let r = log::capture(&mut held, || PeerDb::pin(db, &peer, &der));
+            let _ = reply.send((r, held));
+        }
+        Req::Refused { .. } | Req::Finished { .. } => {}
+    }
+    Ok(())
 }

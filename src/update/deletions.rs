@@ -7,7 +7,7 @@
 //! in row order, as the lock-step client prints them.
 
 use super::pipeline::{REPLY_BUDGET, stat_line};
-use super::{PassError, PeerRun, sync_failed};
+use super::{PassError, PeerRun};
 use crate::config::matcher::is_at_or_below;
 use crate::db::DirtyRow;
 use crate::log::{self, Held};
@@ -155,7 +155,7 @@ impl<'r> PeerRun<'_, '_> {
                 if protocol::classify(&st) == Status::Ok {
                     self.done(&l.row.filename)?;
                 } else {
-                    sync_failed(&mut self.errors, self.peer, &l.row.filename, &st);
+                    self.refused(&l.row.filename, &st);
                     self.stays();
                 }
                 Ok(())
@@ -194,7 +194,7 @@ impl<'r> PeerRun<'_, '_> {
                         Next::DelSent
                     }
                     StatAnswer::Refused(st) => {
-                        sync_failed(&mut self.errors, self.peer, file, &st);
+                        self.refused(file, &st);
                         self.stays();
                         Next::Finished
                     }
@@ -217,7 +217,7 @@ impl<'r> PeerRun<'_, '_> {
                     Next::Retry
                 }
                 _ => {
-                    sync_failed(&mut self.errors, self.peer, file, &st);
+                    self.refused(file, &st);
                     self.stays();
                     Next::Finished
                 }

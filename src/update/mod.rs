@@ -22,7 +22,7 @@ mod deletions;
 mod pipeline;
 pub mod stream;
 
-use db::PeerDb;
+pub use db::{PeerDb, Proxy, Req, apply as apply_request};
 
 pub struct UpdateOptions<'a> {
     pub dry_run: bool,
@@ -274,6 +274,17 @@ pub fn push_over(
     update_session(cfg, db, opts, peer, None, Some(session))
 }
 
+/// The update of one peer through `db` (a [`Proxy`] of a `--watch`
+/// daemon's worker): its dirty rows, on a new session.
+pub fn push_peer(
+    cfg: &Config,
+    db: &mut dyn PeerDb,
+    opts: &UpdateOptions,
+    peer: &[u8],
+) -> Result<Errors, Fatal> {
+    update_session(cfg, db, opts, peer, None, None)
+}
+
 fn update_peer(
     cfg: &Config,
     db: &mut dyn PeerDb,
@@ -420,6 +431,15 @@ struct PeerRun<'a, 'o> {
 }
 
 impl<'a> PeerRun<'a, '_> {
+    /// The peer refused the change of `file` (or it could not be sent):
+    /// printed and counted as [`sync_failed`], and told to the database's
+    /// owner (a `--watch` daemon holds back files a conflict refused).
+    fn refused(&mut self, file: &[u8], reply: impl AsRef<[u8]>) {
+        let reply = reply.as_ref();
+        sync_failed(&mut self.errors, self.peer, file, reply);
+        self.db.refused(file, self.peer, reply);
+    }
+
     /// One pass over this peer's rows: deletions (deepest first), then
     /// creations and changes (parents first). Some(dir): redo after
     /// recreating `dir`.
@@ -596,7 +616,7 @@ impl<'a> PeerRun<'a, '_> {
                 .session
                 .request(&Request::Flush(Target { key, file }))?;
             if protocol::classify(&st) != Status::Ok {
-                sync_failed(&mut self.errors, self.peer, file, &st);
+                self.refused(file, &st);
                 self.stays();
                 return Ok(());
             }
@@ -614,7 +634,7 @@ impl<'a> PeerRun<'a, '_> {
                 }
                 Status::Ok => {}
                 _ => {
-                    sync_failed(&mut self.errors, self.peer, file, &st);
+                    self.refused(file, &st);
                     self.stays();
                     return Ok(());
                 }
@@ -644,7 +664,7 @@ impl<'a> PeerRun<'a, '_> {
             Status::Ok => self.done(file)?,
             Status::Conflict => self.resolve_deletion(file, key)?,
             _ => {
-                sync_failed(&mut self.errors, self.peer, file, &st);
+                self.refused(file, &st);
                 self.stays();
             }
         }
@@ -699,7 +719,7 @@ impl<'a> PeerRun<'a, '_> {
             }
             let r = self.session.request(&Request::Flush(at))?;
             if protocol::classify(&r) != Status::Ok {
-                sync_failed(&mut self.errors, self.peer, file, &r);
+                self.refused(file, &r);
                 return Ok(self.stays());
             }
         } else {
@@ -716,7 +736,7 @@ impl<'a> PeerRun<'a, '_> {
                     return Ok(Outcome::ParentMissing(fsutil::parent_dir(file).to_vec()));
                 }
                 _ => {
-                    sync_failed(&mut self.errors, self.peer, file, &r);
+                    self.refused(file, &r);
                     return Ok(self.stays());
                 }
             }
@@ -754,7 +774,7 @@ impl<'a> PeerRun<'a, '_> {
                         mtime: st.mtime,
                     })?;
                     if protocol::classify(&r) != Status::Ok {
-                        sync_failed(&mut self.errors, self.peer, file, &r);
+                        self.refused(file, &r);
                         return Ok(self.stays());
                     }
                 }
@@ -826,7 +846,7 @@ impl<'a> PeerRun<'a, '_> {
         for m in meta {
             let r = self.session.request(&m)?;
             if protocol::classify(&r) != Status::Ok && !socket {
-                sync_failed(&mut self.errors, self.peer, file, &r);
+                self.refused(file, &r);
                 return Ok(self.stays());
             }
         }
@@ -859,7 +879,7 @@ impl<'a> PeerRun<'a, '_> {
             Status::Ok => {}
             Status::Conflict => return Ok(Step::Conflict),
             _ => {
-                sync_failed(&mut self.errors, self.peer, file, &r);
+                self.refused(file, &r);
                 return Ok(Step::Failed);
             }
         }
@@ -887,14 +907,14 @@ impl<'a> PeerRun<'a, '_> {
             Some(Err(e)) => {
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                sync_failed(&mut self.errors, self.peer, file, log::strerror(&e));
+                self.refused(file, log::strerror(&e));
                 return Ok(Step::Failed);
             }
             None => {
                 // answer the error blob with one, so both sides stay in step (protocol.md Q18)
                 conn.send_blob_error()?;
                 let r = conn.read_status()?;
-                sync_failed(&mut self.errors, self.peer, file, &r);
+                self.refused(file, &r);
                 return Ok(Step::Failed);
             }
         };
@@ -916,14 +936,14 @@ impl<'a> PeerRun<'a, '_> {
                 // tell the server the data is not coming (protocol.md Q22)
                 conn.send_blob_error()?;
                 let _ = conn.read_status()?;
-                sync_failed(&mut self.errors, self.peer, file, log::strerror(&e));
+                self.refused(file, log::strerror(&e));
                 return Ok(Step::Failed);
             }
         };
         conn.send_blob_from(&mut tmp, n)?;
         let r = conn.read_status()?;
         if protocol::classify(&r) != Status::Ok {
-            sync_failed(&mut self.errors, self.peer, file, &r);
+            self.refused(file, &r);
             return Ok(Step::Failed);
         }
         Ok(Step::Ok)
@@ -935,7 +955,7 @@ impl<'a> PeerRun<'a, '_> {
             .session
             .request(&Request::Flush(Target { key, file }))?;
         if protocol::classify(&r) != Status::Ok {
-            sync_failed(&mut self.errors, self.peer, file, &r);
+            self.refused(file, &r);
             return Ok(false);
         }
         Ok(true)
@@ -1005,7 +1025,7 @@ impl<'a> PeerRun<'a, '_> {
         };
         let r = self.session.request(&req)?;
         if protocol::classify(&r) != Status::Ok {
-            sync_failed(&mut self.errors, self.peer, file, &r);
+            self.refused(file, &r);
             return Ok(false);
         }
         let line = self.session.conn.read_line(16383)?;

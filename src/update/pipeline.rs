@@ -350,7 +350,7 @@ impl<'r> PeerRun<'_, '_> {
                     }
                     _ => {
                         p.creating.remove(file.as_slice());
-                        super::sync_failed(&mut self.errors, self.peer, file, &r);
+                        self.refused(file, &r);
                         self.stays();
                         job.state = State::Finished;
                     }
@@ -376,7 +376,7 @@ impl<'r> PeerRun<'_, '_> {
             }
             StatAnswer::Found(t, d) => (t, d),
             StatAnswer::Refused(r) => {
-                super::sync_failed(&mut self.errors, self.peer, &file, &r);
+                self.refused(&file, &r);
                 self.stays();
                 p.jobs[j].state = State::Finished;
                 return Ok(());
@@ -441,12 +441,7 @@ impl<'r> PeerRun<'_, '_> {
                 p.used += cost;
             }
             Err(e) => {
-                super::sync_failed(
-                    &mut self.errors,
-                    self.peer,
-                    &job.row.filename,
-                    log::strerror(&e),
-                );
+                self.refused(&job.row.filename, log::strerror(&e));
                 self.stays();
                 p.creating.remove(job.row.filename.as_slice());
                 job.state = State::Finished;

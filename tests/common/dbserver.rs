@@ -302,6 +302,21 @@ impl My {
             .expect("start mariadbd");
         self.child = Some(child);
         wait_listening(self.port, "mariadbd", &self.dir.join("log"));
+        // listening comes before answering (recovery after a stop)
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = Command::new("mariadb")
+                .arg("--no-defaults")
+                .arg(format!("--socket={}", self.socket().display()))
+                .args(["-u", "root", "-e", "SELECT 1"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < end, "mariadbd does not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn stop(&mut self) {

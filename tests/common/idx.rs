@@ -110,14 +110,26 @@ pub enum Net {
     Catchupx = 78,
     // tests/net_watch.rs
     Watch = 79,
+    // tests/net_watch2.rs
+    Watchreal = 80,
+    Watchthree = 81,
+    Watchconfl = 82,
+    Watchhung = 83,
+    Watchdown = 84,
+    Watchqueue = 85,
+    Watchterm = 86,
+    Watchburst = 87,
+    Watchlate = 88,
+    // tests/net_watch.rs
+    WatchReload = 100,
     // tests/db_push.rs
-    Pgpushoo = 80,
-    Pgpushor = 81,
-    Pgpushro = 82,
-    Mypushoo = 83,
-    Mypushro = 84,
-    Pgtls = 85,
-    Mytls = 86,
+    Pgpushoo = 89,
+    Pgpushor = 90,
+    Pgpushro = 91,
+    Mypushoo = 92,
+    Mypushro = 93,
+    Pgtls = 94,
+    Mytls = 95,
 }
 
 impl Net {
