@@ -232,6 +232,38 @@ impl Drop for Pg {
     }
 }
 
+/// `mariadb-install-db` into `data`. Several at once (parallel tests)
+/// sometimes fail in the bootstrap: one at a time, under a lock, and a
+/// failed one is tried again on a clean directory.
+fn install_mariadb(data: &Path) {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/tmp/csync2-dbsrv-install.lock")
+        .unwrap();
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    let mut last = String::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(data);
+        let out = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=normal"])
+            .arg("--skip-test-db")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mariadb-install-db");
+        if out.status.success() {
+            return;
+        }
+        last = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("mariadb-install-db failed three times: {last}");
+}
+
 pub struct My {
     pub port: u16,
     pub dir: PathBuf,
@@ -243,14 +275,7 @@ impl My {
         let port = 36500 + slot as u16 + port_offset();
         assert!(!listening(port), "port {port} is taken");
         let dir = scratch(&format!("my{}", slot as u16));
-        run(
-            Command::new("mariadb-install-db")
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", dir.join("data").display()))
-                .args(["--user=root", "--auth-root-authentication-method=normal"])
-                .arg("--skip-test-db"),
-            "mariadb-install-db",
-        );
+        install_mariadb(&dir.join("data"));
         let mut my = My {
             port,
             dir,
