@@ -4,10 +4,14 @@
 # missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# what the tests need: the real csync2, groff for the man page check
+# what the tests need: the real csync2, groff for the man page check,
+# PostgreSQL and MariaDB for the state-database backends (the tests start
+# private servers of their own; the packages' system services are not used)
 need=()
 [ -x /usr/sbin/csync2 ] || need+=(csync2)
 command -v groff >/dev/null || need+=(groff-base)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing: run 'apt-get install ${need[*]}' as root" >&2

@@ -122,6 +122,14 @@ pub enum Net {
     Watchlate = 88,
     // tests/net_watch.rs
     WatchReload = 100,
+    // tests/db_push.rs
+    Pgpushoo = 89,
+    Pgpushor = 90,
+    Pgpushro = 91,
+    Mypushoo = 92,
+    Mypushro = 93,
+    Pgtls = 94,
+    Mytls = 95,
 }
 
 impl Net {
@@ -166,4 +174,36 @@ pub fn port_offset() -> u16 {
             .unwrap_or_else(|_| panic!("CSYNC2_TEST_PORT_OFFSET={v:?} is not a port offset")),
         Err(_) => 0,
     }
+}
+
+/// Slots of the private database servers of `tests/common/dbserver.rs`
+/// (PostgreSQL on port `36000 + slot`, MariaDB on `36500 + slot`, both
+/// plus the offset); one per test that starts a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum DbSrv {
+    // tests/db_pgsql.rs
+    PgLocal = 1,
+    PgSwap = 2,
+    PgBad = 3,
+    PgGone = 4,
+    PgPush = 5,
+    PgBusy = 6,
+    PgPushRo = 7,
+    PgConc = 8,
+    PgPushOr = 9,
+    PgTls = 10,
+    PgDeadlock = 11,
+    // tests/db_mysql.rs
+    MyLocal = 21,
+    MySwap = 22,
+    MyBad = 23,
+    MyGone = 24,
+    MyNames = 25,
+    MyPush = 26,
+    MyPushRo = 27,
+    MyConc = 28,
+    MyBusy = 29,
+    MyTls = 30,
+    MyDeadlock = 31,
 }

@@ -34,6 +34,8 @@
 
 #![allow(dead_code)]
 
+pub mod dbcase;
+pub mod dbserver;
 pub mod idx;
 pub mod proc;
 pub mod setup;

@@ -795,6 +795,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub etc: PathBuf,
     pub db: PathBuf,
+    /// a server database URL given as `-D` instead of the `db` directory
+    pub db_url: Option<String>,
     pub tree: PathBuf,
     /// the synchronised path every node's tree is mounted on
     pub sync: PathBuf,
@@ -812,6 +814,7 @@ impl Node {
             port,
             etc: dirs.etc,
             db: dirs.dir.join("db"),
+            db_url: None,
             tree: dirs.tree,
             dir: dirs.dir,
             sync: sync.to_path_buf(),
@@ -837,7 +840,10 @@ impl Node {
         ])
         .arg(self.imp.bin())
         .args(["-N", &self.name, "-D"])
-        .arg(&self.db)
+        .arg(match &self.db_url {
+            Some(u) => OsString::from(u),
+            None => self.db.clone().into_os_string(),
+        })
         .args(["-p", &self.port.to_string()])
         .args(args)
         .env("PRIV", &self.tree)
