@@ -130,6 +130,9 @@ pub enum Net {
     Mypushro = 93,
     Pgtls = 94,
     Mytls = 95,
+    // tests/db_watch.rs
+    Dbwatchpg = 96,
+    Dbwatchmy = 97,
 }
 
 impl Net {
@@ -206,4 +209,7 @@ pub enum DbSrv {
     MyBusy = 29,
     MyTls = 30,
     MyDeadlock = 31,
+    // tests/db_watch.rs
+    PgWatch = 12,
+    MyWatch = 32,
 }
