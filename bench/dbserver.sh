@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The check on a PostgreSQL state database: ours against the real csync2.
+# The check on a PostgreSQL state database: ours against the real csync2;
+# and a full push (`-x` of a fresh database to an empty peer) with both
+# hosts' state on it, each binary on both sides.
 # Usage: bash bench/dbserver.sh [FILES] [RUNS]   (default 20000 files, 3 runs)
 # Starts a private PostgreSQL (as user postgres, in $work/pg, port 36999,
 # fsync off) and prints medians of wall time for -cIr (fresh database) and
@@ -24,6 +26,7 @@ until psql -h 127.0.0.1 -p $port -U postgres -Atc 'SELECT 1' postgres >/dev/null
 mkdir -p "$work/etc"
 [ -f "$work/etc/bench.key" ] || "$ours" -k "$work/etc/bench.key"
 cat > "$work/etc/csync2.cfg" <<CFG
+nossl * *;
 group bench {
     host bench1 bench2;
     key bench.key;
@@ -48,10 +51,39 @@ for who in real ours; do
     T[$who,cIr]=$(printf '%s\n' "${cit[@]}" | median)
     T[$who,cr]=$(printf '%s\n' "${crt[@]}" | median)
 done
+# the full push: bench1 (this tree) to bench2 (an empty tree mounted over
+# the same path in its own mount namespace), both states on PostgreSQL
+add_host 127.80.0.1 bench1
+add_host 127.80.0.2 bench2
+cport=30980
+for who in real ours; do
+    if [ $who = real ]; then bin=$real; else bin=$ours; fi
+    pt=()
+    for r in $(seq "$runs"); do
+        peer=$work/pgpeer
+        rm -rf "$peer"; mkdir -p "$peer"
+        ns_run "$peer" "$bin" -N bench2 -D "pgsql://postgres@127.0.0.1:$port/push_${who}_srv_$r" \
+            -p $cport -iii >"$work/pgserver.log" 2>&1 &
+        spid=$!
+        for _ in $(seq 200); do
+            ss -Hltn "src 127.80.0.2:$cport" | grep -q . && break
+            sleep 0.05
+        done
+        /usr/bin/time -f %e -o "$work/time.out" "$bin" -N bench1 \
+            -D "pgsql://postgres@127.0.0.1:$port/push_${who}_cli_$r" -p $cport -x >"$work/pgclient.log" 2>&1 || true
+        wait $spid || true
+        d=$(diff -r "$tree" "$peer" 2>&1 | head -2 || true)
+        [ -z "$d" ] || { echo "$who push $r: the peer differs: $d"; tail -3 "$work/pgclient.log"; exit 1; }
+        pt+=("$(cat "$work/time.out")")
+    done
+    T[$who,push]=$(printf '%s\n' "${pt[@]}" | median)
+done
+
 printf '\n%d files, PostgreSQL, %s runs each (medians)\n\n' "$files" "$runs"
 printf '| operation | real csync2 | csync2-rs | speed-up |\n|---|---|---|---|\n'
-for op in cIr cr; do
-    case $op in cIr) name='-cIr (fresh database)';; cr) name='-cr, nothing changed';; esac
+for op in cIr cr push; do
+    case $op in cIr) name='-cIr (fresh database)';; cr) name='-cr, nothing changed';;
+        push) name='full push (-x, both hosts on PostgreSQL)';; esac
     printf '| %s | %ss | %ss | %sx |\n' "$name" "${T[real,$op]}" "${T[ours,$op]}" \
         "$(awk -v a="${T[real,$op]}" -v b="${T[ours,$op]}" 'BEGIN{ if (b>0) printf "%.1f", a/b; else print "inf" }')"
 done
