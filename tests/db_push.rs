@@ -235,6 +235,36 @@ fn tls_compare_status(label: &str, idx: Net, srv: &dyn Srv, user: &str) {
         text.contains("0 pending") && !text.contains("last sync never"),
         "{label}: {text}"
     );
+    // a change recorded here and not pushed: -T --json names it in one
+    // object per line (exit 0: differences), -TT FILE shows the diff
+    n1.file("a", "changed on n1\n", 0o644, T0 + 5);
+    let c = n1.run(&[OsString::from("-c"), sync.join("a").into_os_string()]);
+    assert_eq!(c.code, Some(0), "{label}: -c: {}", c.status());
+    let s = serve("compare --json");
+    let t = n1.run(&[OsString::from("-T"), OsString::from("--json")]);
+    s.wait_until(Instant::now() + TIMEOUT);
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        t.code == Some(0) && objects.len() == 1 && objects[0].to_string().contains("/a\""),
+        "{label}: -T --json: {} {} {} / n1 files {:?} / n2 files {:?}",
+        t.status(),
+        common::show_lossy(&t.stdout),
+        common::show_lossy(&t.stderr),
+        srv.dump("t1db")["file"],
+        srv.dump("t2db")["file"]
+    );
+    let s = serve("diff");
+    let t = n1.run(&[OsString::from("-TT"), sync.join("a").into_os_string()]);
+    s.wait_until(Instant::now() + TIMEOUT);
+    let out = String::from_utf8_lossy(&t.stdout);
+    assert!(
+        out.contains("+changed on n1") && out.contains("-tls file"),
+        "{label}: -TT a: {} {out}",
+        t.status()
+    );
     common::dbcase::forget_records(srv);
     if !std::thread::panicking() {
         let _ = std::fs::remove_dir_all(&base);
