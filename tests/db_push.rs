@@ -156,6 +156,12 @@ fn mysql_ours_to_ours() {
 }
 
 #[test]
+fn mysql_ours_to_real() {
+    let my = My::start(DbSrv::MyPushOr);
+    push("mypushor", Net::Mypushor, Imp::Ours, Imp::Real, &my, "root");
+}
+
+#[test]
 fn mysql_real_to_ours() {
     let my = My::start(DbSrv::MyPushRo);
     push("mypushro", Net::Mypushro, Imp::Real, Imp::Ours, &my, "root");

@@ -133,6 +133,8 @@ pub enum Net {
     // tests/db_watch.rs
     Dbwatchpg = 96,
     Dbwatchmy = 97,
+    // tests/db_push.rs
+    Mypushor = 98,
 }
 
 impl Net {
@@ -212,4 +214,5 @@ pub enum DbSrv {
     // tests/db_watch.rs
     PgWatch = 12,
     MyWatch = 32,
+    MyPushOr = 33,
 }
