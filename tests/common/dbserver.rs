@@ -1,7 +1,9 @@
 //! Private database servers for the backend tests: a PostgreSQL and a
 //! MariaDB in temporary directories, on their own sockets and on TCP ports
-//! `36000 + slot` (PostgreSQL) and `36500 + slot` (MariaDB) of 127.0.0.1,
-//! shifted by `CSYNC2_TEST_PORT_OFFSET`. Each test takes its slot from
+//! `25000 + slot` (PostgreSQL) and `25500 + slot` (MariaDB) of 127.0.0.1,
+//! shifted by `CSYNC2_TEST_PORT_OFFSET`: below the kernel's ephemeral
+//! range (32768 and up), where a client connection's local port could
+//! already hold the address. Each test takes its slot from
 //! [`super::idx::DbSrv`]. The servers are stopped by their PID when the
 //! value is dropped (never by name: other servers may run on the machine).
 //!
@@ -108,7 +110,7 @@ pub struct Pg {
 
 impl Pg {
     pub fn start(slot: DbSrv) -> Pg {
-        let port = 36000 + slot as u16 + port_offset();
+        let port = 25000 + slot as u16 + port_offset();
         assert!(!listening(port), "port {port} is taken");
         let dir = scratch(&format!("pg{}", slot as u16));
         let (uid, gid) = uid_gid("postgres");
@@ -272,7 +274,7 @@ pub struct My {
 
 impl My {
     pub fn start(slot: DbSrv) -> My {
-        let port = 36500 + slot as u16 + port_offset();
+        let port = 25500 + slot as u16 + port_offset();
         assert!(!listening(port), "port {port} is taken");
         let dir = scratch(&format!("my{}", slot as u16));
         install_mariadb(&dir.join("data"));

@@ -182,7 +182,7 @@ pub fn port_offset() -> u16 {
 }
 
 /// Slots of the private database servers of `tests/common/dbserver.rs`
-/// (PostgreSQL on port `36000 + slot`, MariaDB on `36500 + slot`, both
+/// (PostgreSQL on port `25000 + slot`, MariaDB on `25500 + slot`, both
 /// plus the offset); one per test that starts a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
