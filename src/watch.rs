@@ -189,27 +189,18 @@ impl From<Req> for Msg {
     }
 }
 
-/// A file as a push read its row: the file row's check text, and the
-/// file's identity on disk (inode and change time to the nanosecond: a
-/// version written in the same second with the same size has the same
-/// check text, but never the same inode and ctime).
-#[derive(Clone, PartialEq, Eq)]
-struct Seen {
-    text: Option<Vec<u8>>,
-    disk: Option<(u64, i64, i64)>,
-}
+/// A file as a push read its row, by its identity on disk: inode and
+/// change time to the nanosecond (None: absent). Any newer version, from
+/// an edit or from this host's server, changes them, even one written in
+/// the same second with the same size (whose check text is the same).
+type Seen = Option<(u64, i64, i64)>;
 
-fn seen(cfg: &Config, db: &Db, file: &[u8]) -> Result<Seen, Fatal> {
+fn seen(cfg: &Config, file: &[u8]) -> Seen {
     use std::os::unix::fs::MetadataExt;
-    let disk = cfg.prefix_decode(file).ok().and_then(|real| {
-        std::fs::symlink_metadata(paths::as_path(&real))
-            .ok()
-            .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
-    });
-    Ok(Seen {
-        text: db.file_checktxt(file)?,
-        disk,
-    })
+    let real = cfg.prefix_decode(file).ok()?;
+    std::fs::symlink_metadata(paths::as_path(&real))
+        .ok()
+        .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 /// The loop's view of one peer.
@@ -225,10 +216,9 @@ struct PeerSlot {
     retry: Option<(Instant, Duration)>,
     /// files it got in the running push
     files: usize,
-    /// the file rows' check texts when the running push read its dirty
-    /// rows: a row the push finishes stays dirty if its file row changed
-    /// meanwhile (a check or this host's server recorded a newer version
-    /// than the push may have read)
+    /// each file as the running push read its dirty row: a row the push
+    /// finishes stays dirty if the file changed meanwhile (an edit, or this
+    /// host's server took a newer version, than the push may have read)
     read: FastMap<Vec<u8>, Seen>,
     started: Instant,
     /// the first push ended (for READY=1)
@@ -481,7 +471,7 @@ impl Loop<'_> {
     fn unpark(&mut self, db: &mut Db) -> Result<(), Fatal> {
         let mut changed = Vec::new();
         for (file, then) in &self.parked {
-            if seen(self.cfg, db, file)? != *then {
+            if seen(self.cfg, file) != *then {
                 changed.push(file.clone());
             }
         }
@@ -505,7 +495,7 @@ impl Loop<'_> {
                 let rows = log::capture(&mut held, || -> Result<Vec<DirtyRow>, Fatal> {
                     let mut out = Vec::new();
                     for row in db.dirty_rows_for(&peer)? {
-                        let now = seen(self.cfg, db, &row.filename)?;
+                        let now = seen(self.cfg, &row.filename);
                         // (one that changed leaves the list in `unpark`)
                         if !row.forced && parked.get(&row.filename) == Some(&now) {
                             continue;
@@ -523,7 +513,7 @@ impl Loop<'_> {
                 // newer version between the look and the delete
                 db.begin_write()?;
                 if let Some(then) = self.slots[i].read.get(&file)
-                    && seen(self.cfg, db, &file)? != *then
+                    && seen(self.cfg, &file) != *then
                 {
                     // a newer version: it goes again
                     self.slots[i].wanted = true;
@@ -534,8 +524,8 @@ impl Loop<'_> {
             Req::Refused { file, peer, reply } if let Some(i) = slot(&mut self.slots, &peer) => {
                 if reply.starts_with(protocol::ERR_CONFLICT.as_bytes()) {
                     let then = match self.slots[i].read.get(&file) {
-                        Some(t) => t.clone(),
-                        None => seen(self.cfg, db, &file)?,
+                        Some(t) => *t,
+                        None => seen(self.cfg, &file),
                     };
                     self.parked.insert(file, then);
                 }
@@ -575,9 +565,11 @@ impl Loop<'_> {
         // what stays dirty, apart from conflicts waiting for a change
         let mut left = 0;
         for r in db.dirty_rows_for(&s.name)? {
-            if cfg.selects(&r.filename, false)
-                && (r.forced || parked.get(&r.filename) != Some(&seen(cfg, db, &r.filename)?))
-            {
+            let waits = !r.forced
+                && parked
+                    .get(&r.filename)
+                    .is_some_and(|then| *then == seen(cfg, &r.filename));
+            if cfg.selects(&r.filename, false) && !waits {
                 left += 1;
             }
         }
