@@ -21,15 +21,12 @@ fn args(a: &[&str]) -> Vec<OsString> {
 }
 
 /// Polls `cond` for up to 20 s.
-fn within(cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+fn within(cond: impl FnMut() -> bool) -> bool {
+    common::wait::poll_until(
+        Instant::now() + Duration::from_secs(20),
+        Duration::from_millis(50),
+        cond,
+    )
 }
 
 fn watch(label: &str, idx: Net, srv: &dyn Srv, user: &str) {

@@ -11,51 +11,7 @@ mod netx;
 
 use net::*;
 use netx::*;
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// A listener on the peer's address that accepts every connection and
-/// then neither reads nor writes, until dropped.
-struct Silent {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
-}
-
-impl Silent {
-    fn start(n: &Node) -> Silent {
-        let l = TcpListener::bind((n.addr, n.port)).expect("bind the silent peer's port");
-        l.set_nonblocking(true).expect("nonblocking listener");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            // bounded: the test never needs it for long
-            let end = Instant::now() + Duration::from_secs(120);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
-                match l.accept() {
-                    Ok((s, _)) => held.push(s),
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-            held.len()
-        });
-        Silent {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops listening; how many connections it took.
-    fn stop(mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .map(|t| t.join().unwrap_or(0))
-            .unwrap_or(0)
-    }
-}
 
 fn rows_towards(r: &Run, o: usize, peer: &str) -> (usize, usize) {
     let d = r.dirty(o, 0);

@@ -703,46 +703,6 @@ fn late_include() {
 // 3. a peer that accepts and never answers
 // ---------------------------------------------------------------------------
 
-/// A listener on the peer's address that accepts every connection and
-/// then neither reads nor writes, until stopped.
-struct Silent {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
-}
-
-impl Silent {
-    fn start(n: &Node) -> Silent {
-        use std::sync::atomic::Ordering;
-        let l = std::net::TcpListener::bind((n.addr, n.port)).expect("bind the silent peer");
-        l.set_nonblocking(true).expect("nonblocking listener");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let end = Instant::now() + Duration::from_secs(150);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
-                match l.accept() {
-                    Ok((s, _)) => held.push(s),
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-            held.len()
-        });
-        Silent {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> usize {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread
-            .take()
-            .map(|t| t.join().unwrap_or(0))
-            .unwrap_or(0)
-    }
-}
-
 #[test]
 fn hung_peer() {
     solo("watchhung", Net::Watchhung, 3, &[1, 2], &[MODE_D], |r| {

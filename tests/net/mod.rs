@@ -3000,3 +3000,44 @@ pub fn probe_differential(
         ),
     );
 }
+
+/// A listener on a node's address that accepts every connection and then
+/// neither reads nor writes (a hung peer), for at most 150 s.
+pub struct Silent {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Silent {
+    pub fn start(n: &Node) -> Silent {
+        use std::sync::atomic::Ordering;
+        let l = std::net::TcpListener::bind((n.addr, n.port)).expect("bind the silent peer's port");
+        l.set_nonblocking(true).expect("nonblocking listener");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let end = Instant::now() + Duration::from_secs(150);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
+                match l.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            held.len()
+        });
+        Silent {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops listening; how many connections it took.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
